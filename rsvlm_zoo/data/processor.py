@@ -1,0 +1,208 @@
+"""Sample -> model inputs: resize image and regions identically, template, tokenise, expand, mask labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import PreTrainedTokenizerBase
+
+from rsvlm_zoo.data.schema import DataFormatError, Sample
+from rsvlm_zoo.data.templates import get_template
+from rsvlm_zoo.tokenizer import IMAGE_TOKEN, MASK_TOKEN, POS_TOKEN
+
+IGNORE_INDEX = -100
+ImagePolicy = Literal["squash", "pad"]
+
+
+@dataclass
+class InputSpec:
+    """What a model needs from the data layer; built by the model, consumed here (no model import).
+
+    Attributes:
+        tokenizer: The LLM's tokenizer (with `<image>`, `<mask>`, `<pos>`).
+        input_size: (height, width) of the model input.
+        mean: Normalisation mean.
+        std: Normalisation std.
+        num_image_tokens: Tokens `<image>` expands to (global image tokens).
+        region_kind: "mask" (regions as masks) or "box" (regions as boxes).
+        regions_in_image: `<image>` also carries every region (MGIMM: [global ; 2 per box]); otherwise
+            regions are referenced in the text by `<mask><pos>` (Aquila-plus).
+    """
+
+    tokenizer: PreTrainedTokenizerBase
+    input_size: tuple[int, int]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    num_image_tokens: int
+    region_kind: str = "mask"
+    regions_in_image: bool = False
+
+
+class SkipSample(Exception):
+    """A sample that cannot be used as configured (e.g. nothing supervised left after truncation)."""
+
+
+class RegionProcessor:
+    """Turns one `Sample` into tensors for the model.
+
+    Args:
+        spec: The model's input spec.
+        template: Conversation template name.
+        max_length: Longest token sequence; whole trailing turns are dropped to fit, never a placeholder cut.
+        image_policy: "squash" resizes to the input size (Osprey); "pad" pads to square first.
+    """
+
+    def __init__(self, spec: InputSpec, template: str = "vicuna_v1", max_length: int = 2048,
+                 image_policy: ImagePolicy = "squash") -> None:
+        if image_policy not in ("squash", "pad"):
+            raise ValueError(f"image_policy must be 'squash' or 'pad', got {image_policy!r}")
+        self.spec = spec
+        self.template = get_template(template)
+        self.max_length = max_length
+        self.image_policy = image_policy
+        tok = spec.tokenizer
+        self.image_id, self.mask_id, self.pos_id = tok.convert_tokens_to_ids([IMAGE_TOKEN, MASK_TOKEN, POS_TOKEN])
+        self.mean = torch.tensor(spec.mean).view(3, 1, 1)
+        self.std = torch.tensor(spec.std).view(3, 1, 1)
+
+    # ---------------------------------------------------------------- image + regions
+    def _geometry(self, height: int, width: int) -> tuple[float, float, int, int]:
+        """Scale (sy, sx) and offsets (top, left) mapping scene pixels to input pixels."""
+        out_h, out_w = self.spec.input_size
+        if self.image_policy == "squash":
+            return out_h / height, out_w / width, 0, 0
+        side = max(height, width)
+        s_h, s_w = out_h / side, out_w / side
+        return s_h, s_w, int(round((side - height) / 2 * s_h)), int(round((side - width) / 2 * s_w))
+
+    def image_tensor(self, image: np.ndarray) -> torch.Tensor:
+        """Resize an HxWx3 uint8 image to the input and normalise it -> (3, H_in, W_in)."""
+        h, w = image.shape[:2]
+        sy, sx, top, left = self._geometry(h, w)
+        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255).unsqueeze(0)
+        rh, rw = max(1, round(h * sy)), max(1, round(w * sx))
+        x = F.interpolate(x, size=(rh, rw), mode="bilinear", antialias=True, align_corners=False)
+        # Padding is mean-coloured, i.e. zero after normalisation.
+        canvas = self.mean.expand(3, *self.spec.input_size).clone()
+        canvas[:, top : top + rh, left : left + rw] = x[0]
+        return (canvas - self.mean) / self.std
+
+    def mask_tensor(self, masks: np.ndarray) -> torch.Tensor:
+        """Resize (R, H, W) boolean masks exactly as the image: area coverage, so no object vanishes."""
+        r, h, w = masks.shape
+        sy, sx, top, left = self._geometry(h, w)
+        rh, rw = max(1, round(h * sy)), max(1, round(w * sx))
+        m = torch.from_numpy(masks).float().unsqueeze(1)
+        mode = "area" if rh <= h and rw <= w else "nearest"
+        m = F.interpolate(m, size=(rh, rw), mode=mode)
+        out = torch.zeros(r, *self.spec.input_size)
+        out[:, top : top + rh, left : left + rw] = m[:, 0]
+        return out
+
+    def box_tensor(self, boxes: np.ndarray, height: int, width: int) -> torch.Tensor:
+        """Map (R, 4) xyxy scene-pixel boxes to input pixels."""
+        sy, sx, top, left = self._geometry(height, width)
+        b = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4).clone()
+        b[:, [0, 2]] = b[:, [0, 2]] * sx + left
+        b[:, [1, 3]] = b[:, [1, 3]] * sy + top
+        return b
+
+    # ---------------------------------------------------------------- text
+    def _encode(self, text: str) -> list[int]:
+        ids = self.spec.tokenizer(text, add_special_tokens=False).input_ids
+        return ids
+
+    def tokenize(self, sample: Sample, num_regions: int, generation: bool = False) -> tuple[list[int], list[int]]:
+        """Template + tokenise + expand `<image>`; returns (input_ids, labels) truncated by whole turns.
+
+        Raises:
+            SkipSample: when not even the first exchange fits `max_length`.
+        """
+        tok = self.spec.tokenizer
+        segments = self.template.render(list(sample.conversation), tok.eos_token, add_generation_prompt=generation)
+        image_expansion = [self.image_id] * self.spec.num_image_tokens
+        if self.spec.regions_in_image:
+            image_expansion += [self.mask_id, self.pos_id] * num_regions
+        ids: list[int] = [tok.bos_token_id] if tok.bos_token_id is not None else []
+        labels: list[int] = [IGNORE_INDEX] * len(ids)
+        kept_answer = False
+        for seg in segments:
+            parts = seg.text.split(IMAGE_TOKEN)
+            seg_ids: list[int] = []
+            for k, part in enumerate(parts):
+                if k:
+                    seg_ids += image_expansion
+                if part:
+                    seg_ids += self._encode(part)
+            if len(ids) + len(seg_ids) > self.max_length:
+                break
+            ids += seg_ids
+            labels += seg_ids if seg.supervised else [IGNORE_INDEX] * len(seg_ids)
+            kept_answer |= seg.supervised
+        else:
+            return ids, labels
+        # Truncated: drop a dangling question so the sequence ends after a whole answer.
+        if not generation:
+            while labels and labels[-1] == IGNORE_INDEX:
+                ids.pop()
+                labels.pop()
+        if generation or not kept_answer:
+            raise SkipSample(
+                f"{sample.where()}: its first exchange needs more than max_length={self.max_length} tokens"
+            )
+        return ids, labels
+
+    # ---------------------------------------------------------------- all together
+    def __call__(self, sample: Sample, image: np.ndarray, generation: bool = False) -> dict[str, Any]:
+        """Process one sample whose image is already decoded (HxWx3 uint8)."""
+        h, w = image.shape[:2]
+        if (h, w) != (sample.height, sample.width):
+            raise DataFormatError(
+                f"{sample.where()}: image is {w}x{h} but the annotation says {sample.width}x{sample.height}; "
+                "fix the width/height fields"
+            )
+        text = "".join(t.text for t in sample.conversation)
+        refs = self._region_refs(sample, text)
+        ids, labels = self.tokenize(sample, len(refs), generation)
+        # Truncation may drop trailing turns and with them their region references.
+        if not self.spec.regions_in_image:
+            refs = refs[: ids.count(self.mask_id)]
+        out: dict[str, Any] = {
+            "input_ids": torch.tensor(ids, dtype=torch.long),
+            "labels": torch.tensor(labels, dtype=torch.long),
+            "pixel_values": self.image_tensor(image),
+            "num_regions": len(refs),
+            "sample_id": sample.sample_id,
+        }
+        regions = [sample.regions[i] for i in refs]
+        if self.spec.region_kind == "mask":
+            masks = np.stack([r.to_mask(h, w) for r in regions]) if regions else np.zeros((0, h, w), bool)
+            empty = [refs[i] for i in range(len(regions)) if not masks[i].any()]
+            if empty:
+                raise DataFormatError(f"{sample.where()}: region(s) {empty} have empty masks; fix or drop them")
+            out["masks"] = self.mask_tensor(masks)
+        else:
+            boxes = np.array([r.to_box() for r in regions], dtype=np.float32).reshape(-1, 4)
+            bad = [refs[i] for i, b in enumerate(boxes) if b[2] <= b[0] or b[3] <= b[1]]
+            if bad:
+                raise DataFormatError(f"{sample.where()}: region(s) {bad} have zero-area boxes; fix or drop them")
+            out["boxes"] = self.box_tensor(boxes, h, w)
+        return out
+
+    def _region_refs(self, sample: Sample, text: str) -> list[int]:
+        if self.spec.regions_in_image:
+            return list(range(len(sample.regions)))
+        n_mask, n_pos = text.count(MASK_TOKEN), text.count(POS_TOKEN)
+        if n_mask != n_pos:
+            raise DataFormatError(f"{sample.where()}: {n_mask} {MASK_TOKEN} but {n_pos} {POS_TOKEN} tokens in text")
+        refs = sample.region_refs if sample.region_refs is not None else list(range(n_mask))
+        if len(refs) != n_mask or any(not 0 <= r < len(sample.regions) for r in refs):
+            raise DataFormatError(
+                f"{sample.where()}: text has {n_mask} {MASK_TOKEN}{POS_TOKEN} placeholders but the sample has "
+                f"{len(sample.regions)} regions (refs {refs}); each placeholder needs exactly one region"
+            )
+        return refs

@@ -1,0 +1,167 @@
+"""Seeded synthetic remote-sensing scenes with known object attributes and instance masks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from rsvlm_zoo.data.schema import Region, Sample, Turn
+
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (200, 40, 40), "blue": (40, 80, 210), "green": (40, 165, 60), "yellow": (225, 205, 40),
+    "white": (238, 238, 238),
+}
+# Each category has its own footprint: (shape word, base length, aspect ratio).
+CATEGORIES: dict[str, tuple[str, float, float]] = {
+    "storage tank": ("round", 1.0, 1.0),
+    "building": ("square", 1.0, 1.0),
+    "vehicle": ("rectangular", 1.2, 0.5),
+    "pool": ("oval", 1.3, 0.6),
+}
+SIZES: dict[str, float] = {"small": 0.085, "large": 0.17}  # base length as a share of the scene side
+OVERVIEW = "<image>\nThis provides an overview of the picture.\n"
+
+
+@dataclass
+class SceneObject:
+    """One drawn object: its attributes and instance mask."""
+
+    category: str
+    colour: str
+    size: str
+    shape: str
+    mask: np.ndarray
+    centre: tuple[float, float]
+
+    @property
+    def answer(self) -> str:
+        """The attribute phrase, e.g. "a large red round storage tank"."""
+        return f"a {self.size} {self.colour} {self.shape} {self.category}"
+
+
+def _ground(rng: np.random.Generator, side: int) -> np.ndarray:
+    base = rng.uniform(95, 150) + rng.uniform(-15, 15, size=3)
+    coarse = rng.normal(0, 12, size=(side // 16 + 1, side // 16 + 1, 3))
+    low = np.kron(coarse, np.ones((16, 16, 1)))[:side, :side]
+    return np.clip(base + low + rng.normal(0, 8, size=(side, side, 3)), 0, 255)
+
+
+def _footprint(category: str, size: str, side: int, centre: tuple[float, float], angle: float) -> np.ndarray:
+    shape, length, aspect = CATEGORIES[category]
+    half_l = SIZES[size] * side * length / 2
+    half_w = half_l * aspect
+    canvas = Image.new("L", (side, side), 0)
+    draw = ImageDraw.Draw(canvas)
+    cx, cy = centre
+    if shape in ("round", "oval"):
+        t = np.linspace(0, 2 * np.pi, 48, endpoint=False)
+        pts = np.stack([half_l * np.cos(t), half_w * np.sin(t)], 1)
+    else:
+        pts = np.array([[-half_l, -half_w], [half_l, -half_w], [half_l, half_w], [-half_l, half_w]])
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    pts = pts @ rot.T + [cx, cy]
+    draw.polygon([tuple(p) for p in pts], fill=1)
+    return np.asarray(canvas, dtype=bool)
+
+
+def generate_scene(seed: int, side: int = 128, min_objects: int = 2, max_objects: int = 4) -> tuple[np.ndarray, list[SceneObject]]:
+    """Draw one scene: textured ground and non-overlapping objects of random attributes.
+
+    Returns:
+        The HxWx3 uint8 image and its objects (in drawing order).
+    """
+    rng = np.random.default_rng(seed)
+    image = _ground(rng, side)
+    boxes: list[tuple[int, int, int, int]] = []
+    objects: list[SceneObject] = []
+    want = int(rng.integers(min_objects, max_objects + 1))
+    for _ in range(want * 20):
+        if len(objects) == want:
+            break
+        category = str(rng.choice(list(CATEGORIES)))
+        size, colour = str(rng.choice(list(SIZES))), str(rng.choice(list(COLOURS)))
+        margin = SIZES[size] * side * 0.75 + 2
+        centre = (float(rng.uniform(margin, side - margin)), float(rng.uniform(margin, side - margin)))
+        mask = _footprint(category, size, side, centre, float(rng.uniform(0, np.pi)))
+        ys, xs = np.nonzero(mask)
+        if ys.size == 0:
+            continue
+        box = (xs.min() - 3, ys.min() - 3, xs.max() + 3, ys.max() + 3)  # 3 px of ground between objects
+        if any(box[0] <= b[2] and b[0] <= box[2] and box[1] <= b[3] and b[1] <= box[3] for b in boxes):
+            continue
+        boxes.append(box)
+        jitter = rng.normal(0, 10, size=3)
+        image[mask] = np.clip(np.array(COLOURS[colour]) + jitter + rng.normal(0, 6, size=(mask.sum(), 3)), 0, 255)
+        objects.append(SceneObject(category, colour, size, CATEGORIES[category][0], mask, centre))
+    return image.astype(np.uint8), objects
+
+
+class SyntheticRegionScenes:
+    """A lazily generated, seeded set of region Q&A samples in the Aquila-plus conversation form.
+
+    Training samples hold every object's question in one multi-turn conversation (in random order);
+    evaluation samples (`one_question_per_sample=True`) ask about one object each, with its answer
+    in `meta["answer"]`.
+
+    Args:
+        num_scenes: Number of scenes.
+        seed: Base seed; scene i uses seed * 1_000_003 + i, so different seeds give disjoint scenes.
+        side: Scene side in pixels.
+        min_objects: Fewest objects per scene.
+        max_objects: Most objects per scene.
+        one_question_per_sample: One sample per (scene, object) instead of one per scene.
+        shuffle_masks: Control: permute masks between the regions of a scene (a derangement) so a
+            question about regionK carries another object's mask.
+    """
+
+    def __init__(self, num_scenes: int = 1000, seed: int = 0, side: int = 128, min_objects: int = 2,
+                 max_objects: int = 4, one_question_per_sample: bool = False, shuffle_masks: bool = False) -> None:
+        if min_objects < 1 or max_objects < min_objects:
+            raise ValueError(f"need 1 <= min_objects <= max_objects, got {min_objects}, {max_objects}")
+        if shuffle_masks and min_objects < 2:
+            raise ValueError("shuffle_masks needs at least 2 objects per scene (min_objects >= 2)")
+        self.num_scenes, self.seed, self.side = num_scenes, seed, side
+        self.min_objects, self.max_objects = min_objects, max_objects
+        self.one_question = one_question_per_sample
+        self.shuffle_masks = shuffle_masks
+        self._index: list[tuple[int, int]] | None = None
+
+    def _scene_seed(self, i: int) -> int:
+        return self.seed * 1_000_003 + i
+
+    def _pairs(self) -> list[tuple[int, int]]:
+        if self._index is None:  # one question per object: count objects once, cheaply (masks are small)
+            self._index = [
+                (i, k) for i in range(self.num_scenes)
+                for k in range(len(generate_scene(self._scene_seed(i), self.side, self.min_objects, self.max_objects)[1]))
+            ]
+        return self._index
+
+    def __len__(self) -> int:
+        return len(self._pairs()) if self.one_question else self.num_scenes
+
+    def __getitem__(self, idx: int) -> Sample:
+        scene, ask = self._pairs()[idx] if self.one_question else (idx, None)
+        seed = self._scene_seed(scene)
+        image, objects = generate_scene(seed, self.side, self.min_objects, self.max_objects)
+        rng = np.random.default_rng(seed + 7)
+        masks = [o.mask for o in objects]
+        if self.shuffle_masks:
+            shift = int(rng.integers(1, len(masks)))
+            masks = masks[shift:] + masks[:shift]
+        regions = [Region(mask=m, category=o.category, text=o.answer,
+                          attributes={"colour": o.colour, "size": o.size, "shape": o.shape})
+                   for m, o in zip(masks, objects, strict=True)]
+        names = ", ".join(f"region{k + 1}<mask><pos>" for k in range(len(objects)))
+        head = f"{OVERVIEW}There are {len(objects)} part regions in the picture: {names}.\n"
+        order = [ask] if ask is not None else list(rng.permutation(len(objects)))
+        turns: list[Turn] = []
+        for j, k in enumerate(order):
+            turns += [Turn("human", (head if j == 0 else "") + f"What is region{k + 1}?"),
+                      Turn("gpt", objects[k].answer)]
+        meta = {"answer": objects[ask].answer} if ask is not None else {}
+        return Sample(image=image, width=self.side, height=self.side, regions=regions, conversation=turns,
+                      sample_id=f"scene{scene}" + (f":region{ask + 1}" if ask is not None else ""),
+                      source=f"synthetic(seed={self.seed})", split=None, meta=meta)

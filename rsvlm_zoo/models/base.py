@@ -1,0 +1,263 @@
+"""The shared RegionVLM LightningModule: encode, extract, project, splice, loss, generate, stages."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+from torch import nn
+
+from rsvlm_zoo.data.processor import InputSpec
+from rsvlm_zoo.models.blocks.encoders import VisionEncoder
+from rsvlm_zoo.models.blocks.llms import HFCausalLM
+from rsvlm_zoo.models.blocks.projectors import MLPProjector
+from rsvlm_zoo.models.blocks.regions import RegionBatch, RegionExtractor
+from rsvlm_zoo.models.lora import LoraSettings, apply_lora
+from rsvlm_zoo.models.splice import scatter_tokens
+from rsvlm_zoo.tokenizer import IMAGE_TOKEN, MASK_TOKEN, POS_TOKEN
+
+
+def normalize_answer(text: str) -> str:
+    """Lower-case, collapse white space and drop a trailing full stop, for exact-match scoring."""
+    return " ".join(text.lower().replace(" .", ".").split()).rstrip(".").strip()
+
+
+class RegionVLM(L.LightningModule):
+    """Encoder + region extractor + projector + causal LM, trained in stages.
+
+    Args:
+        encoder: Vision encoder block.
+        extractor: Region extractor block.
+        projector: Image-token projector (vision width -> LLM width).
+        llm: The language model block.
+        stage: Training stage; `STAGES` of the subclass maps it to the trainable blocks.
+        lr: Base learning rate.
+        block_lr: Per-block learning rates overriding `lr` (keys: encoder, extractor, projector, llm).
+        weight_decay: AdamW weight decay.
+        warmup_ratio: Share of the steps with linear warm-up before the cosine decay.
+        lora: LoRA on the LLM when the stage trains it (None: full fine-tuning).
+        train_encoder: Also train the vision encoder (only sensible for tiny from-scratch models).
+        max_new_tokens: Generation length in validation/test.
+    """
+
+    STAGES: ClassVar[dict[int, tuple[str, ...]]] = {}
+    project_regions: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        encoder: VisionEncoder,
+        extractor: RegionExtractor,
+        llm: HFCausalLM,
+        projector: MLPProjector | None = None,
+        stage: int = 1,
+        lr: float = 2e-5,
+        block_lr: dict[str, float] | None = None,
+        weight_decay: float = 0.0,
+        warmup_ratio: float = 0.03,
+        lora: LoraSettings | None = None,
+        train_encoder: bool = False,
+        max_new_tokens: int = 32,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["encoder", "extractor", "projector", "llm"])
+        if stage not in self.STAGES:
+            raise ValueError(f"{type(self).__name__} has stages {sorted(self.STAGES)}, got stage={stage}")
+        self.encoder, self.extractor, self.llm = encoder, extractor, llm
+        self.projector = projector or MLPProjector(encoder.image_dim, llm.hidden_size)
+        self._check_widths()
+        self.stage = stage
+        self.train_encoder = train_encoder
+        tok = llm.tokenizer
+        self.image_id, self.mask_id, self.pos_id = tok.convert_tokens_to_ids([IMAGE_TOKEN, MASK_TOKEN, POS_TOKEN])
+        self.trainable_blocks = self.STAGES[stage] + (("encoder",) if train_encoder else ())
+        if lora is not None and "llm" in self.trainable_blocks:
+            apply_lora(self.llm, lora)
+        self._apply_freezing()
+
+    # ------------------------------------------------------------------ construction helpers
+    def _check_widths(self) -> None:
+        d_llm = self.llm.hidden_size
+        if self.projector.in_dim != self.encoder.image_dim or self.projector.out_dim != d_llm:
+            raise ValueError(
+                f"projector maps {self.projector.in_dim}->{self.projector.out_dim} but the encoder's image level has "
+                f"{self.encoder.image_dim} channels and the LLM width is {d_llm}; set projector in_dim/out_dim to match"
+            )
+        want = self.projector.in_dim if self.project_regions else d_llm
+        if self.extractor.out_dim != want:
+            raise ValueError(f"extractor emits width {self.extractor.out_dim} but {want} is needed here")
+
+    def _apply_freezing(self) -> None:
+        for name in ("encoder", "extractor", "projector", "llm"):
+            block = getattr(self, name)
+            train = name in self.trainable_blocks
+            for pname, p in block.named_parameters():
+                p.requires_grad_(train and (name != "llm" or self.hparams.lora is None or "lora_" in pname))
+        self.encoder.train(self.train_encoder)
+
+    def train(self, mode: bool = True) -> RegionVLM:
+        """Switch mode but keep a frozen encoder in eval mode (no dropout, frozen norms)."""
+        super().train(mode)
+        if not self.train_encoder:
+            self.encoder.eval()
+        return self
+
+    def input_spec(self) -> InputSpec:
+        """What the data layer needs to prepare inputs for this model."""
+        return InputSpec(
+            tokenizer=self.llm.tokenizer,
+            input_size=self.encoder.input_size,
+            mean=self.encoder.mean,
+            std=self.encoder.std,
+            num_image_tokens=self.encoder.num_image_tokens,
+            region_kind=self.extractor.needs,
+            regions_in_image=self.project_regions,
+        )
+
+    # ------------------------------------------------------------------ forward
+    def encode(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
+        """Run the encoder (without autograd when it is frozen)."""
+        with torch.set_grad_enabled(self.train_encoder and torch.is_grad_enabled()):
+            return self.encoder(pixel_values)
+
+    def region_tokens(
+        self, features: list[torch.Tensor], batch: dict[str, Any], image_index: torch.Tensor, size: tuple[int, int],
+        pixel_values: torch.Tensor,
+    ) -> torch.Tensor:
+        """(R, 2, D_llm) tokens for every region of the batch; `image_index` maps regions to `features` rows."""
+        regions = RegionBatch(
+            image_index=image_index, masks=batch.get("region_masks"), boxes=batch.get("region_boxes"), image_size=size
+        )
+        if getattr(self.extractor, "pool_pixels", False):
+            tokens = self.extractor(features, regions, pixel_values=pixel_values)
+        else:
+            tokens = self.extractor(features, regions)
+        return self.projector(tokens) if self.project_regions else tokens
+
+    def inputs_embeds(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Token embeddings with image and region tokens spliced in at their placeholders.
+
+        When `batch["sequence_image_index"]` is given, `pixel_values` holds each unique image once and
+        that index maps every sequence to its image, so an image asked about many times is encoded once.
+        """
+        ids = batch["input_ids"]
+        pixel_values = batch["pixel_values"].to(self.device, self._vision_dtype())
+        seq_image = batch.get("sequence_image_index")
+        region_seq = batch["region_image_index"]
+        is_img, is_mask, is_pos = ids == self.image_id, ids == self.mask_id, ids == self.pos_id
+        pad = self.llm.tokenizer.pad_token_id
+        embeds = self.llm.embed(ids.masked_fill(is_img | is_mask | is_pos, pad))
+        features = self.encode(pixel_values)
+        level = features[self.encoder.image_level]
+        image_tokens = self.projector(level.flatten(2).transpose(1, 2))  # (U, N, D)
+        region_image = region_seq
+        if seq_image is not None:
+            image_tokens = image_tokens[seq_image]
+            region_image = seq_image[region_seq]
+        n = image_tokens.shape[1]
+        embeds = scatter_tokens(embeds, is_img, image_tokens.flatten(0, 1), IMAGE_TOKEN, torch.full_like(ids[:, 0], n))
+        counts = torch.bincount(region_seq, minlength=ids.shape[0])
+        tokens = self.region_tokens(features, batch, region_image, tuple(pixel_values.shape[-2:]), pixel_values)
+        embeds = scatter_tokens(embeds, is_mask, tokens[:, 0], MASK_TOKEN, counts)
+        return scatter_tokens(embeds, is_pos, tokens[:, 1], POS_TOKEN, counts)
+
+    def _vision_dtype(self) -> torch.dtype:
+        return next(self.encoder.parameters()).dtype
+
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Language-modelling loss of a batch."""
+        out = self.llm(inputs_embeds=self.inputs_embeds(batch), attention_mask=batch["attention_mask"],
+                       labels=batch["labels"])
+        return out.loss
+
+    @torch.no_grad()
+    def generate(self, batch: dict[str, Any], max_new_tokens: int | None = None, **kwargs: Any) -> list[str]:
+        """Greedy (by default) answers for a left-padded prompt batch."""
+        tok = self.llm.tokenizer
+        out = self.llm.model.generate(
+            inputs_embeds=self.inputs_embeds(batch),
+            attention_mask=batch["attention_mask"],
+            max_new_tokens=max_new_tokens or self.hparams.max_new_tokens,
+            do_sample=kwargs.pop("do_sample", False),
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+            **kwargs,
+        )
+        return [t.strip() for t in tok.batch_decode(out, skip_special_tokens=True)]
+
+    # ------------------------------------------------------------------ Lightning hooks
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        """One optimisation step on the language-modelling loss (a batch of only skipped samples is passed over)."""
+        if batch is None:
+            return None
+        if batch.get("skipped"):
+            self.log("train/skipped_samples", float(batch["skipped"]), reduce_fx="sum", batch_size=1)
+        loss = self(batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite loss {loss.item()} at global step {self.global_step}, batch {batch_idx} "
+                f"(samples {batch.get('sample_ids')}); lower the learning rate or check these samples"
+            )
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Exact match of generated answers against references (batches built for generation)."""
+        self._score_answers(batch, "val", dataloader_idx)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
+        """As validation, logged under `test/`."""
+        self._score_answers(batch, "test", dataloader_idx)
+
+    def _score_answers(self, batch: dict[str, Any] | None, prefix: str, dataloader_idx: int) -> None:
+        if batch is None:
+            return
+        preds = self.generate(batch)
+        refs = batch["answers"]
+        hits = torch.tensor([normalize_answer(p) == normalize_answer(r) for p, r in zip(preds, refs, strict=True)])
+        name = (batch.get("meta") or [{}])[0].get("eval_name") or f"set{dataloader_idx}"
+        self.log(f"{prefix}/exact_match_{name}", hits.float().mean(), batch_size=len(refs),
+                 add_dataloader_idx=False, sync_dist=True)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """AdamW with per-block learning rates, linear warm-up then cosine decay."""
+        block_lr = self.hparams.block_lr or {}
+        groups = []
+        for name in ("encoder", "extractor", "projector", "llm"):
+            params = [p for p in getattr(self, name).parameters() if p.requires_grad]
+            if params:
+                groups.append({"params": params, "lr": block_lr.get(name, self.hparams.lr), "name": name})
+        if not groups:
+            raise ValueError(f"stage {self.stage} leaves nothing trainable")
+        optimizer = torch.optim.AdamW(groups, weight_decay=self.hparams.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = int(self.hparams.warmup_ratio * total)
+
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / (warmup + 1)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_fit_end(self) -> None:
+        """Print the final evaluation metrics as a table."""
+        metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("val/")}
+        if metrics and self.trainer.is_global_zero:
+            width = max(map(len, metrics))
+            print("\nfinal validation metrics")
+            for k, v in sorted(metrics.items()):
+                print(f"  {k:<{width}}  {v:.4f}")
+
+    def num_parameters(self, trainable_only: bool = False) -> dict[str, int]:
+        """Parameter counts per block."""
+        return {
+            name: sum(p.numel() for p in getattr(self, name).parameters() if p.requires_grad or not trainable_only)
+            for name in ("encoder", "extractor", "projector", "llm")
+        }
+
+    def trainable_modules(self) -> nn.ModuleDict:
+        """The blocks this stage trains."""
+        return nn.ModuleDict({n: getattr(self, n) for n in self.trainable_blocks})

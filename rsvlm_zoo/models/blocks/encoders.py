@@ -1,0 +1,140 @@
+"""Vision encoders: images -> multi-level feature maps with known channels and strides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+from rsvlm_zoo.pretrained import resolve_timm_weights
+
+
+class VisionEncoder(nn.Module):
+    """Base of every encoder.
+
+    Subclasses fill `channels` and `reductions` (one entry per returned level), `image_level`
+    (the level whose cells become the image tokens), `input_size`, `mean` and `std`.
+    """
+
+    channels: list[int]
+    reductions: list[int]
+    image_level: int
+    input_size: tuple[int, int]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @property
+    def image_dim(self) -> int:
+        """Channels of the image-token level."""
+        return self.channels[self.image_level]
+
+    @property
+    def num_image_tokens(self) -> int:
+        """Image tokens produced for one image at `input_size`."""
+        stride = self.reductions[self.image_level]
+        return (self.input_size[0] // stride) * (self.input_size[1] // stride)
+
+    def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
+        """Return the feature maps, each (B, C_l, H_l, W_l)."""
+        raise NotImplementedError
+
+
+def _load_pretrained(model: nn.Module, name: str, weights: str | Path | None) -> None:
+    """Load timm weights from a local file or the local Hugging Face cache, never the network."""
+    state = resolve_timm_weights(name, weights)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing:
+        raise RuntimeError(f"weights for {name} lack {len(missing)} tensors the encoder needs, e.g. {missing[:3]}")
+    del unexpected  # classifier/head tensors of the full network are not part of the feature extractor
+
+
+class ConvNeXtCLIPEncoder(VisionEncoder):
+    """A timm ConvNeXt (e.g. OpenCLIP's ConvNeXt-L) returning its four stages at strides 4/8/16/32.
+
+    Args:
+        model_name: timm architecture name.
+        pretrained: Load weights from `weights` or the local Hugging Face cache.
+        weights: Local file (.safetensors/.bin/.pth) with the timm state dict.
+        input_size: (height, width) the model runs at; any multiple of 32 (512 default for CLIP ConvNeXt-L).
+        image_level: Level whose cells become image tokens (2 = stride 16).
+        mean: Normalisation mean.
+        std: Normalisation std.
+    """
+
+    def __init__(
+        self,
+        model_name: str = "convnext_large_mlp.clip_laion2b_ft_soup_320",
+        pretrained: bool = False,
+        weights: str | None = None,
+        input_size: tuple[int, int] = (512, 512),
+        image_level: int = 2,
+        mean: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073),
+        std: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711),
+    ) -> None:
+        super().__init__()
+        if input_size[0] % 32 or input_size[1] % 32:
+            raise ValueError(f"ConvNeXt input_size must be multiples of 32, got {tuple(input_size)}")
+        self.model = timm.create_model(model_name, pretrained=False, features_only=True, out_indices=(0, 1, 2, 3))
+        if pretrained:
+            _load_pretrained(self.model, model_name, weights)
+        self.channels = list(self.model.feature_info.channels())
+        self.reductions = list(self.model.feature_info.reduction())
+        self.image_level = image_level
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.mean, self.std = tuple(mean), tuple(std)
+
+    def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
+        """Return the four stage maps."""
+        return list(self.model(pixel_values))
+
+
+class ViTCLIPEncoder(VisionEncoder):
+    """A timm CLIP ViT returning the patch tokens of one block (default: second-to-last) as a map.
+
+    Args:
+        model_name: timm architecture name.
+        pretrained: Load weights from `weights` or the local Hugging Face cache.
+        weights: Local file with the timm state dict.
+        input_size: (height, width); multiples of the patch size.
+        layer: Block whose output is used (negative counts from the end; -2 = second-to-last).
+        mean: Normalisation mean.
+        std: Normalisation std.
+    """
+
+    def __init__(
+        self,
+        model_name: str = "vit_large_patch14_clip_336.openai",
+        pretrained: bool = False,
+        weights: str | None = None,
+        input_size: tuple[int, int] = (336, 336),
+        layer: int = -2,
+        mean: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073),
+        std: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711),
+    ) -> None:
+        super().__init__()
+        self.model = timm.create_model(
+            model_name, pretrained=False, num_classes=0, img_size=tuple(input_size), dynamic_img_size=True
+        )
+        if pretrained:
+            _load_pretrained(self.model, model_name, weights)
+        depth = len(self.model.blocks)
+        self.block_index = layer % depth
+        # Blocks after the one we read are never run: drop them (saves a block of compute at full size).
+        self.model.prune_intermediate_layers([self.block_index], prune_norm=True, prune_head=True)
+        patch = self.model.patch_embed.patch_size
+        if input_size[0] % patch[0] or input_size[1] % patch[1]:
+            raise ValueError(f"ViT input_size must be multiples of the patch size {patch}, got {tuple(input_size)}")
+        self.channels = [int(self.model.embed_dim)]
+        self.reductions = [int(patch[0])]
+        self.image_level = 0
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.mean, self.std = tuple(mean), tuple(std)
+
+    def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
+        """Return one (B, C, H/p, W/p) map of patch tokens."""
+        maps = self.model.forward_intermediates(
+            pixel_values, indices=[self.block_index], norm=False, output_fmt="NCHW", intermediates_only=True
+        )
+        return [maps[-1]]

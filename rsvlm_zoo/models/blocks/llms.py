@@ -1,0 +1,104 @@
+"""LLM block: a Hugging Face causal LM plus its tokenizer, from a local directory or a config."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+
+from rsvlm_zoo.pretrained import resolve_hf_model_dir
+from rsvlm_zoo.tokenizer import IMAGE_TOKEN, REGION_TOKENS, build_tiny_tokenizer
+
+log = logging.getLogger(__name__)
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class HFCausalLM(nn.Module):
+    """Any `AutoModelForCausalLM`, with `<image>`, `<mask>`, `<pos>` added to its tokenizer.
+
+    Args:
+        name_or_path: Local model directory or Hugging Face id present in the local cache. Used for
+            the weights when `pretrained` is true, and for the tokenizer when one is found locally.
+        config: Architecture as a dict (`model_type` plus fields, e.g. a 2-layer Llama), used when
+            `pretrained` is false; random initialisation.
+        pretrained: Load the weights from `name_or_path`.
+        tokenizer: "builtin" for the offline word-level tokenizer, or a local tokenizer directory;
+            None takes the tokenizer of `name_or_path`.
+        torch_dtype: Weight dtype when loading ("float32", "bfloat16", "float16").
+        gradient_checkpointing: Recompute activations in backward to save memory.
+    """
+
+    def __init__(
+        self,
+        name_or_path: str | None = None,
+        config: dict[str, Any] | None = None,
+        pretrained: bool = False,
+        tokenizer: str | None = None,
+        torch_dtype: str = "float32",
+        gradient_checkpointing: bool = False,
+    ) -> None:
+        super().__init__()
+        if torch_dtype not in _DTYPES:
+            raise ValueError(f"torch_dtype must be one of {sorted(_DTYPES)}, got {torch_dtype!r}")
+        dtype = _DTYPES[torch_dtype]
+        self.tokenizer = self._load_tokenizer(name_or_path, tokenizer)
+        if pretrained:
+            if not name_or_path:
+                raise ValueError("HFCausalLM(pretrained=True) needs name_or_path (a local dir or a cached HF id)")
+            model_dir = resolve_hf_model_dir(name_or_path)
+            self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, local_files_only=True)
+        else:
+            if config is None:
+                raise ValueError("HFCausalLM needs either pretrained=True with name_or_path, or an architecture config")
+            cfg = dict(config)
+            model_type = cfg.pop("model_type", "llama")
+            cfg.setdefault("vocab_size", len(self.tokenizer))
+            hf_config = AutoConfig.for_model(model_type, **cfg)
+            self.model = AutoModelForCausalLM.from_config(hf_config, dtype=dtype)
+        self._fit_embeddings_to_tokenizer()
+        if gradient_checkpointing:
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            self.model.config.use_cache = False
+
+    @staticmethod
+    def _load_tokenizer(name_or_path: str | None, tokenizer: str | None) -> PreTrainedTokenizerBase:
+        if tokenizer == "builtin":
+            return build_tiny_tokenizer()
+        source = tokenizer or name_or_path
+        if source is None:
+            return build_tiny_tokenizer()
+        try:
+            tok = AutoTokenizer.from_pretrained(str(resolve_hf_model_dir(source)), local_files_only=True)
+        except FileNotFoundError:
+            if tokenizer is not None:
+                raise
+            log.warning("no local tokenizer for %s; using the built-in offline tokenizer", source)
+            return build_tiny_tokenizer()
+        extra = [t for t in (IMAGE_TOKEN, *REGION_TOKENS) if t not in tok.get_vocab()]
+        if extra:
+            tok.add_special_tokens({"additional_special_tokens": extra})
+        if tok.pad_token is None:
+            tok.pad_token = tok.unk_token or tok.eos_token
+        tok.padding_side = "right"
+        return tok
+
+    def _fit_embeddings_to_tokenizer(self) -> None:
+        if self.model.get_input_embeddings().num_embeddings < len(self.tokenizer):
+            self.model.resize_token_embeddings(len(self.tokenizer), mean_resizing=False)
+
+    @property
+    def hidden_size(self) -> int:
+        """Width of the LLM's token embeddings."""
+        return int(self.model.get_input_embeddings().embedding_dim)
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Token embeddings for `input_ids`."""
+        return self.model.get_input_embeddings()(input_ids)
+
+    def forward(self, **kwargs: Any) -> Any:
+        """Run the causal LM (`inputs_embeds`, `attention_mask`, `labels`, ...)."""
+        return self.model(**kwargs)

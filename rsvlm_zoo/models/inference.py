@@ -1,0 +1,68 @@
+"""Inputs for `describe()`: any image form -> arrays; regions -> samples; batches built for generation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rsvlm_zoo.data.collate import RegionCollator
+from rsvlm_zoo.data.processor import RegionProcessor
+from rsvlm_zoo.data.schema import Sample
+
+ImageLike = Any  # PIL.Image.Image | np.ndarray | str | Path
+
+
+def to_rgb_array(image: ImageLike) -> np.ndarray:
+    """PIL image, HxWx3 uint8 array, or file path -> HxWx3 uint8 array.
+
+    Raises:
+        TypeError: for any other input.
+    """
+    if isinstance(image, (str, Path)):
+        from rsvlm_zoo.data.images import load_image
+
+        return load_image(image)
+    if hasattr(image, "convert") and hasattr(image, "size"):
+        return np.asarray(image.convert("RGB"))
+    if isinstance(image, torch.Tensor):
+        image = image.cpu().numpy()
+    if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8:
+        return image
+    raise TypeError(f"images must be PIL images, HxWx3 uint8 arrays or file paths, got {type(image).__name__}")
+
+
+def to_bool_mask(mask: Any, height: int, width: int, where: str) -> np.ndarray:
+    """Numpy/torch mask -> boolean (height, width) array.
+
+    Raises:
+        ValueError: when the mask's size is not the image's, or the mask is empty.
+    """
+    if isinstance(mask, torch.Tensor):
+        mask = mask.detach().cpu().numpy()
+    mask = np.asarray(mask).astype(bool)
+    if mask.shape != (height, width):
+        raise ValueError(f"{where}: mask is {mask.shape[::-1]} (w, h) but the image is {(width, height)}")
+    if not mask.any():
+        raise ValueError(f"{where}: mask is empty; every region needs at least one pixel")
+    return mask
+
+
+def generation_batch(
+    processor: RegionProcessor, samples: list[Sample], images: list[np.ndarray], sample_image: list[int]
+) -> dict[str, Any]:
+    """Process prompt-only samples and collate them left-padded, each unique image encoded once.
+
+    Args:
+        processor: The model's processor.
+        samples: One prompt per sequence.
+        images: The unique images.
+        sample_image: For each sample, the index of its image in `images`.
+    """
+    items = [processor(s, images[i], generation=True) for s, i in zip(samples, sample_image, strict=True)]
+    batch = RegionCollator(processor.spec.tokenizer.pad_token_id, padding_side="left")(items)
+    batch["pixel_values"] = torch.stack([processor.image_tensor(im) for im in images])
+    batch["sequence_image_index"] = torch.tensor(sample_image, dtype=torch.long)
+    return batch

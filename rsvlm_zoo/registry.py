@@ -1,0 +1,64 @@
+"""Model registry: register_model / build_model / list_models, as timm does it."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import lightning as L
+
+_MODELS: dict[str, Callable[..., L.LightningModule]] = {}
+F = TypeVar("F", bound=Callable[..., L.LightningModule])
+
+
+class UnknownModelError(KeyError):
+    """The requested model name is not registered."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def register_model(fn: F) -> F:
+    """Register a function `name(pretrained=False, **overrides) -> LightningModule` under its own name.
+
+    Raises:
+        ValueError: when the name is already taken.
+    """
+    name = fn.__name__
+    if name in _MODELS and _MODELS[name] is not fn:
+        raise ValueError(f"model {name!r} is already registered (by {_MODELS[name].__module__})")
+    _MODELS[name] = fn
+    return fn
+
+
+def _ensure_models_imported() -> None:
+    import rsvlm_zoo.models  # noqa: F401  (registers the built-in models)
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Sorted registered names, optionally filtered by a glob such as `"aquila*"`."""
+    _ensure_models_imported()
+    names = sorted(_MODELS)
+    return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
+
+
+def build_model(name: str, pretrained: bool = False, **overrides: Any) -> L.LightningModule:
+    """Build a registered model; `None` overrides are dropped so callers can pass optional CLI values.
+
+    Args:
+        name: Registered model name (see `list_models()`).
+        pretrained: Load pretrained weights from local files or the local Hugging Face cache.
+        **overrides: Constructor arguments overriding the registered defaults.
+
+    Raises:
+        UnknownModelError: naming the closest registered names.
+    """
+    _ensure_models_imported()
+    if name not in _MODELS:
+        close = difflib.get_close_matches(name, list(_MODELS), n=3, cutoff=0.3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UnknownModelError(f"Unknown model {name!r}{hint} Registered: {', '.join(sorted(_MODELS))}")
+    kwargs = {k: v for k, v in overrides.items() if v is not None}
+    return _MODELS[name](pretrained=pretrained, **kwargs)

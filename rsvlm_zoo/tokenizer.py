@@ -1,0 +1,54 @@
+"""An offline word-level tokenizer for the tiny models, built in memory from a shipped vocabulary."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+
+from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+
+IMAGE_TOKEN = "<image>"
+MASK_TOKEN = "<mask>"
+POS_TOKEN = "<pos>"
+REGION_TOKENS = (MASK_TOKEN, POS_TOKEN)
+SPECIAL_TOKENS = {"unk_token": "<unk>", "pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>"}
+
+
+def _vocabulary() -> list[str]:
+    text = resources.files("rsvlm_zoo").joinpath("assets/tiny_vocab.txt").read_text(encoding="utf-8")
+    words = [w.strip() for w in text.split() if w.strip()]
+    words += [f"region{i}" for i in range(1, 65)] + [str(i) for i in range(0, 1001)]
+    seen: dict[str, None] = {}
+    for w in words:
+        seen.setdefault(w.lower(), None)
+    return list(seen)
+
+
+@lru_cache(maxsize=1)
+def _build_tokenizer_object() -> Tokenizer:
+    specials = [SPECIAL_TOKENS[k] for k in ("unk_token", "pad_token", "bos_token", "eos_token")]
+    vocab = {tok: i for i, tok in enumerate(specials + [IMAGE_TOKEN, MASK_TOKEN, POS_TOKEN])}
+    for word in _vocabulary():
+        vocab.setdefault(word, len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.decoder = decoders.WordPiece(prefix="##", cleanup=True)
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in (IMAGE_TOKEN, *REGION_TOKENS)])
+    return tok
+
+
+def build_tiny_tokenizer() -> PreTrainedTokenizerFast:
+    """Word-level tokenizer over the shipped vocabulary, with `<image>`, `<mask>`, `<pos>`, pad, bos and eos.
+
+    Words outside the vocabulary map to `<unk>`; text is lower-cased. Built without any file or network access.
+    """
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(_build_tokenizer_object().to_str()),
+        additional_special_tokens=[IMAGE_TOKEN, *REGION_TOKENS],
+        **SPECIAL_TOKENS,
+    )
+    tokenizer.padding_side = "right"
+    return tokenizer
