@@ -156,12 +156,14 @@ class SyntheticRegionScenes:
                    for m, o in zip(masks, objects, strict=True)]
         names = ", ".join(f"region{k + 1}<mask><pos>" for k in range(len(objects)))
         head = f"{OVERVIEW}There are {len(objects)} part regions in the picture: {names}.\n"
-        order = [ask] if ask is not None else list(rng.permutation(len(objects)))
+        order = [ask] if ask is not None else [int(k) for k in rng.permutation(len(objects))]
         turns: list[Turn] = []
         for j, k in enumerate(order):
-            turns += [Turn("human", (head if j == 0 else "") + f"What is region{k + 1}?"),
+            # The question carries the region's tokens again (Osprey's form), so the answer sits next to them.
+            turns += [Turn("human", (head if j == 0 else "") + f"What is region{k + 1}<mask><pos>?"),
                       Turn("gpt", objects[k].answer)]
+        refs = list(range(len(objects))) + order
         meta = {"answer": objects[ask].answer} if ask is not None else {}
-        return Sample(image=image, width=self.side, height=self.side, regions=regions, conversation=turns,
+        return Sample(image=image, width=self.side, height=self.side, regions=regions, conversation=turns, region_refs=refs,
                       sample_id=f"scene{scene}" + (f":region{ask + 1}" if ask is not None else ""),
                       source=f"synthetic(seed={self.seed})", split=None, meta=meta)

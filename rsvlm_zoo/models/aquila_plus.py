@@ -17,7 +17,7 @@ from rsvlm_zoo.models.inference import ImageLike, generation_batch, to_bool_mask
 from rsvlm_zoo.registry import register_model
 
 OVERVIEW = "<image>\nThis provides an overview of the picture.\n"
-DEFAULT_REGION_PROMPT = "What is {region}?"
+DEFAULT_REGION_PROMPT = "What is {region}?"  # {region} becomes "regionK<mask><pos>"
 
 VICUNA_7B_CONFIG: dict[str, Any] = {
     "model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
@@ -60,7 +60,8 @@ class AquilaPlus(RegionVLM):
         Args:
             images: PIL images, HxWx3 uint8 arrays or file paths, any size.
             regions: Per image, boolean HxW masks (numpy or torch) in that image's pixel coordinates.
-            prompt: Question with `{region}` standing for the region's name (default "What is {region}?").
+            prompt: Question with `{region}` standing for the region, written "regionK<mask><pos>" so the
+                question carries the region's tokens (default "What is {region}?").
             max_new_tokens: Generation length.
             **generate_kwargs: Passed to generation (e.g. `do_sample=True`); greedy by default.
 
@@ -79,9 +80,9 @@ class AquilaPlus(RegionVLM):
             regs = [Region(mask=to_bool_mask(m, h, w, f"image {i}, region {k}")) for k, m in enumerate(masks)]
             head = OVERVIEW + region_list_prompt(len(regs)) + "\n"
             for k in range(len(regs)):
-                question = head + prompt.format(region=f"region{k + 1}")
+                question = head + prompt.format(region=f"region{k + 1}<mask><pos>")
                 samples.append(Sample(image=img, width=w, height=h, regions=regs, sample_id=f"{i}:{k}",
-                                      conversation=[Turn("human", question)]))
+                                      conversation=[Turn("human", question)], region_refs=[*range(len(regs)), k]))
                 owners.append(i)
         if not samples:
             return [[] for _ in images]

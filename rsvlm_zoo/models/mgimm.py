@@ -1,0 +1,190 @@
+"""MGIMM: CLIP ViT + box region module, [global ; region] tokens into the LLM, two-stage tuning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from rsvlm_zoo.data.processor import RegionProcessor
+from rsvlm_zoo.data.schema import Region, Sample, Turn
+from rsvlm_zoo.models.aquila_plus import TINY_LLAMA_CONFIG, VICUNA_7B_CONFIG
+from rsvlm_zoo.models.base import RegionVLM
+from rsvlm_zoo.models.blocks.box_extractor import BoxRegionEncoder
+from rsvlm_zoo.models.blocks.encoders import ViTCLIPEncoder
+from rsvlm_zoo.models.blocks.llms import HFCausalLM
+from rsvlm_zoo.models.blocks.projectors import MLPProjector
+from rsvlm_zoo.models.inference import ImageLike, generation_batch, to_rgb_array
+from rsvlm_zoo.models.lora import LoraSettings
+from rsvlm_zoo.registry import register_model
+
+ATTRIBUTE_PROMPT = (
+    "<image>\n Based on the provided region of the remote sensing image, describe the basic attributes of the main "
+    "objects in that region."
+)
+DESCRIPTION_PROMPT = "<image>\nDescribe this remote sensing image in detail."
+
+
+class MGIMM(RegionVLM):
+    """MGIMM: `<image>` expands to [global tokens ; 2 projected tokens per box], one shared projector.
+
+    Stage 1 (region-attribute tuning): region module + projector. Stage 2 (detailed description):
+    region module + projector + LoRA on the LLM, starting from the stage-1 weights in `init_checkpoint`.
+
+    Args:
+        init_checkpoint: A Lightning checkpoint (e.g. the stage-1 run's) whose region-module and projector
+            weights initialise this model; loaded with `weights_only=True`.
+        zero_region_tokens: Ablation: replace every region token by zeros (the global-only model).
+        **kwargs: As `RegionVLM`.
+    """
+
+    STAGES: ClassVar[dict[int, tuple[str, ...]]] = {1: ("extractor", "projector"), 2: ("extractor", "projector", "llm")}
+    project_regions: ClassVar[bool] = True
+
+    def __init__(self, *args: Any, init_checkpoint: str | None = None, zero_region_tokens: bool = False,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.zero_region_tokens = zero_region_tokens
+        if init_checkpoint:
+            self.load_stage_weights(init_checkpoint)
+
+    def load_stage_weights(self, path: str | Path) -> list[str]:
+        """Copy region-module and projector weights from a checkpoint of an earlier stage.
+
+        Returns:
+            The names loaded.
+
+        Raises:
+            FileNotFoundError: naming the path and the recipe key that sets it.
+            ValueError: when the checkpoint holds no region-module or projector weights.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"stage-1 checkpoint {path} does not exist; run the stage-1 recipe first or set "
+                "--model.init_args.init_checkpoint to its .ckpt"
+            )
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state)
+        wanted = {k: v for k, v in state.items() if k.startswith(("extractor.", "projector."))}
+        if not wanted:
+            raise ValueError(f"{path} holds no extractor./projector. weights; is it a stage-1 MGIMM checkpoint?")
+        self.load_state_dict(wanted, strict=False)
+        return sorted(wanted)
+
+    def region_tokens(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """Region tokens, or zeros of the same shape for the global-only ablation."""
+        tokens = super().region_tokens(*args, **kwargs)
+        return torch.zeros_like(tokens) if self.zero_region_tokens else tokens
+
+    @torch.no_grad()
+    def describe(
+        self,
+        images: list[ImageLike],
+        regions: list[list[tuple[float, float, float, float]]] | None = None,
+        prompt: str | None = None,
+        max_new_tokens: int | None = None,
+        task: str = "description",
+        **generate_kwargs: Any,
+    ) -> list[str] | list[list[str]]:
+        """Describe images from their global and box-region tokens, all in one generation batch.
+
+        Args:
+            images: PIL images, HxWx3 uint8 arrays or file paths, any size.
+            regions: Per image, (x1, y1, x2, y2) pixel boxes in that image's coordinates (None: no boxes).
+            prompt: Instruction with `<image>`; defaults to MGIMM's prompt for the task.
+            max_new_tokens: Generation length.
+            task: "description" (one text per image, using all its boxes) or "attributes" (one answer per box).
+            **generate_kwargs: Passed to generation; greedy by default.
+
+        Returns:
+            `list[str]` for descriptions, `list[list[str]]` for attributes.
+        """
+        if task not in ("description", "attributes"):
+            raise ValueError(f"task must be 'description' or 'attributes', got {task!r}")
+        regions = regions if regions is not None else [[] for _ in images]
+        if len(regions) != len(images):
+            raise ValueError(f"got {len(images)} images but box lists for {len(regions)}")
+        prompt = prompt or (DESCRIPTION_PROMPT if task == "description" else ATTRIBUTE_PROMPT)
+        if "<image>" not in prompt:
+            raise ValueError("prompt must contain <image>")
+        arrays = [to_rgb_array(im) for im in images]
+        samples, owners = [], []
+        for i, (img, boxes) in enumerate(zip(arrays, regions, strict=True)):
+            h, w = img.shape[:2]
+            regs = [Region(box=_check_box(b, w, h, f"image {i}, box {k}")) for k, b in enumerate(boxes)]
+            groups = [regs] if task == "description" else [[r] for r in regs]
+            for group in groups:
+                samples.append(Sample(image=img, width=w, height=h, regions=group, sample_id=str(i),
+                                      conversation=[Turn("human", prompt)]))
+                owners.append(i)
+        processor = RegionProcessor(self.input_spec(), max_length=1 << 30)
+        answers: list[str] = []
+        if samples:
+            batch = generation_batch(processor, samples, arrays, owners)
+            batch = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            answers = self.generate(batch, max_new_tokens=max_new_tokens, **generate_kwargs)
+        if task == "description":
+            return answers
+        grouped: list[list[str]] = [[] for _ in images]
+        for owner, answer in zip(owners, answers, strict=True):
+            grouped[owner].append(answer)
+        return grouped
+
+
+def _check_box(box: Any, width: int, height: int, where: str) -> tuple[float, float, float, float]:
+    x1, y1, x2, y2 = (float(v) for v in box)
+    if not (x2 > x1 and y2 > y1):
+        raise ValueError(f"{where}: box {box} has no area; boxes are (x1, y1, x2, y2) pixels with x2 > x1, y2 > y1")
+    if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
+        raise ValueError(f"{where}: box {box} lies outside the {width}x{height} image")
+    return (max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2))
+
+
+def _create_mgimm(pretrained: bool, encoder: dict[str, Any], extractor: dict[str, Any], llm: dict[str, Any],
+                  **kwargs: Any) -> MGIMM:
+    enc = ViTCLIPEncoder(pretrained=pretrained, **encoder)
+    lm = HFCausalLM(pretrained=pretrained, **llm)
+    ext = BoxRegionEncoder(in_channels=enc.image_dim, **{"dim": enc.image_dim, **extractor})
+    proj = MLPProjector(enc.image_dim, lm.hidden_size)
+    return MGIMM(encoder=enc, extractor=ext, projector=proj, llm=lm, **kwargs)
+
+
+def _merge(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    out = dict(defaults)
+    for key in ("encoder", "extractor", "llm"):
+        out[key] = {**defaults.get(key, {}), **overrides.pop(key, {})}
+    out.update(overrides)
+    return out
+
+
+@register_model
+def mgimm_7b(pretrained: bool = False, **overrides: Any) -> MGIMM:
+    """MGIMM at full size: CLIP ViT-L/14-336 (second-to-last block), Vicuna-7B v1.5; stage 2 with LoRA."""
+    defaults = {
+        "encoder": {"model_name": "vit_large_patch14_clip_336.openai", "input_size": (336, 336)},
+        "extractor": {"depth": 2, "num_heads": 8, "mlp_dim": 2048, "attention_downsample_rate": 2},
+        "llm": {"name_or_path": "lmsys/vicuna-7b-v1.5", "config": VICUNA_7B_CONFIG, "torch_dtype": "bfloat16"},
+        "stage": 2,
+        "lr": 2e-5,
+        "block_lr": {"projector": 2e-6, "llm": 2e-5, "extractor": 2e-5},
+        "lora": LoraSettings(r=16, alpha=256, dropout=0.05),
+    }
+    return _create_mgimm(pretrained, **_merge(defaults, overrides))
+
+
+@register_model
+def mgimm_tiny(pretrained: bool = False, **overrides: Any) -> MGIMM:
+    """A tiny random MGIMM for CPU tests and demos."""
+    if pretrained:
+        raise ValueError("mgimm_tiny has no pretrained weights; build it with pretrained=False")
+    defaults = {
+        "encoder": {"model_name": "test_vit", "input_size": (128, 128), "mean": (0.5, 0.5, 0.5),
+                    "std": (0.25, 0.25, 0.25)},
+        "extractor": {"depth": 1, "num_heads": 2, "mlp_dim": 128},
+        "llm": {"config": TINY_LLAMA_CONFIG, "tokenizer": "builtin"},
+        "stage": 1,
+        "lr": 2e-3,
+    }
+    return _create_mgimm(False, **_merge(defaults, overrides))

@@ -1,0 +1,58 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rsvlm_zoo.cli import main
+from tests.conftest import RECIPES
+
+ALL_RECIPES = sorted(RECIPES.rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("recipe", ALL_RECIPES, ids=lambda p: str(p.relative_to(RECIPES)))
+def test_every_recipe_parses_against_the_code(recipe, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "-c", str(recipe), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = capsys.readouterr().out
+    assert "class_path: rsvlm_zoo." in printed
+
+
+def test_recipes_exist():
+    assert (RECIPES / "tiny" / "aquila_plus.yaml").is_file()
+
+
+def test_fit_fast_dev_run_on_the_tiny_recipe(tmp_path):
+    code = main([
+        "fit", "-c", str(RECIPES / "tiny" / "aquila_plus.yaml"), "--trainer.fast_dev_run", "1",
+        "--trainer.default_root_dir", str(tmp_path), "--data.init_args.num_workers", "0",
+        "--data.init_args.batch_size", "4", "--data.init_args.eval_batch_size", "4",
+    ])
+    assert code == 0
+
+
+def test_short_class_paths_resolve_in_overrides(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "-c", str(RECIPES / "tiny" / "aquila_plus.yaml"), "--model.init_args.stage", "2", "--print_config"])
+    assert "stage: 2" in capsys.readouterr().out
+
+
+def _script(name: str) -> str:
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        pytest.fail(f"console script {name} is not installed next to {sys.executable}; run pip install -e .")
+    return str(path)
+
+
+@pytest.mark.parametrize("script", ["rsvlm", "lightning"])
+def test_installed_scripts_show_help(script):
+    out = subprocess.run([_script(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "fit" in out.stdout and "validate" in out.stdout
+
+
+def test_python_dash_m_runs_the_cli():
+    out = subprocess.run([sys.executable, "-m", "rsvlm_zoo", "fit", "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "--model" in out.stdout
