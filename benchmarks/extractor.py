@@ -17,7 +17,9 @@ from rsvlm_zoo.models.blocks.mask_extractor import MaskAwareExtractor, area_down
 from rsvlm_zoo.models.blocks.regions import RegionBatch
 
 
-def per_mask_loop(ext: MaskAwareExtractor, feats: list[torch.Tensor], masks: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+def per_mask_loop(
+    ext: MaskAwareExtractor, feats: list[torch.Tensor], masks: torch.Tensor, index: torch.Tensor
+) -> torch.Tensor:
     """Upstream's structure: for every image, for every mask, resize, pool and project one at a time."""
     out = []
     for b in range(feats[0].shape[0]):
@@ -59,7 +61,10 @@ def main() -> None:
     dev = args.device
     widths, strides = [192, 384, 768, 1536], [4, 8, 16, 32]
     ext = MaskAwareExtractor(widths, out_dim=args.dim).to(dev).eval()
-    feats = [torch.randn(args.images, c, args.size // s, args.size // s, device=dev) for c, s in zip(widths, strides)]
+    feats = [
+        torch.randn(args.images, c, args.size // s, args.size // s, device=dev)
+        for c, s in zip(widths, strides, strict=True)
+    ]
     # Random boxes of 6..120 px as masks, small objects included.
     r = args.images * args.masks
     masks = torch.zeros(r, args.size, args.size, device=dev)

@@ -101,7 +101,10 @@ def resolve_timm_weights(name: str, weights: str | Path | None) -> dict[str, tor
             return torch.load(path, map_location="cpu", weights_only=True)
     raise MissingWeightsError(
         f"no local weights for {name}; looked at: {', '.join(looked)}. Fix: "
-        + _fix_hint(cfg.hf_id if (cfg := PRETRAINED_CFGS.get(name)) and cfg.hf_id else name, "--model.init_args.encoder.init_args.weights=/path/to/file")
+        + _fix_hint(
+            cfg.hf_id if (cfg := PRETRAINED_CFGS.get(name)) and cfg.hf_id else name,
+            "--model.init_args.encoder.init_args.weights=/path/to/file",
+        )
     )
 
 

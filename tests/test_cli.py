@@ -24,17 +24,31 @@ def test_recipes_exist():
 
 
 def test_fit_fast_dev_run_on_the_tiny_recipe(tmp_path):
-    code = main([
-        "fit", "-c", str(RECIPES / "tiny" / "aquila_plus.yaml"), "--trainer.fast_dev_run", "1",
-        "--trainer.default_root_dir", str(tmp_path), "--data.init_args.num_workers", "0",
-        "--data.init_args.batch_size", "4", "--data.init_args.eval_batch_size", "4",
-    ])
+    code = main(
+        [
+            "fit",
+            "-c",
+            str(RECIPES / "tiny" / "aquila_plus.yaml"),
+            "--trainer.fast_dev_run",
+            "1",
+            "--trainer.default_root_dir",
+            str(tmp_path),
+            "--data.init_args.num_workers",
+            "0",
+            "--data.init_args.batch_size",
+            "4",
+            "--data.init_args.eval_batch_size",
+            "4",
+        ]
+    )
     assert code == 0
 
 
 def test_short_class_paths_resolve_in_overrides(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        main(["fit", "-c", str(RECIPES / "tiny" / "aquila_plus.yaml"), "--model.init_args.stage", "2", "--print_config"])
+        main(
+            ["fit", "-c", str(RECIPES / "tiny" / "aquila_plus.yaml"), "--model.init_args.stage", "2", "--print_config"]
+        )
     assert "stage: 2" in capsys.readouterr().out
 
 
@@ -53,6 +67,8 @@ def test_installed_scripts_show_help(script):
 
 
 def test_python_dash_m_runs_the_cli():
-    out = subprocess.run([sys.executable, "-m", "rsvlm_zoo", "fit", "--help"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "rsvlm_zoo", "fit", "--help"], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert "--model" in out.stdout

@@ -42,9 +42,7 @@ def rasterise_polygons(polygons: list[np.ndarray], height: int, width: int) -> n
     for poly in polygons:
         poly = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
         if len(poly) < 3:
-            raise DataFormatError(
-                f"polygon with {len(poly)} point(s) cannot enclose an area; it needs at least 3"
-            )
+            raise DataFormatError(f"polygon with {len(poly)} point(s) cannot enclose an area; it needs at least 3")
         flat.append(poly.reshape(-1).tolist())
     rles = mask_utils.frPyObjects(flat, height, width)
     return mask_utils.decode(mask_utils.merge(rles)).astype(bool)

@@ -56,8 +56,9 @@ class RegionProcessor:
         image_policy: "squash" resizes to the input size (Osprey); "pad" pads to square first.
     """
 
-    def __init__(self, spec: InputSpec, template: str = "vicuna_v1", max_length: int = 2048,
-                 image_policy: ImagePolicy = "squash") -> None:
+    def __init__(
+        self, spec: InputSpec, template: str = "vicuna_v1", max_length: int = 2048, image_policy: ImagePolicy = "squash"
+    ) -> None:
         if image_policy not in ("squash", "pad"):
             raise ValueError(f"image_policy must be 'squash' or 'pad', got {image_policy!r}")
         self.spec = spec

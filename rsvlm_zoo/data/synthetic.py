@@ -7,10 +7,14 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
+from rsvlm_zoo.data.prompts import MGIMM_ATTRIBUTE_PROMPT, MGIMM_DESCRIPTION_PROMPT, OVERVIEW
 from rsvlm_zoo.data.schema import Region, Sample, Turn
 
 COLOURS: dict[str, tuple[int, int, int]] = {
-    "red": (200, 40, 40), "blue": (40, 80, 210), "green": (40, 165, 60), "yellow": (225, 205, 40),
+    "red": (200, 40, 40),
+    "blue": (40, 80, 210),
+    "green": (40, 165, 60),
+    "yellow": (225, 205, 40),
     "white": (238, 238, 238),
 }
 # Each category has its own footprint: (shape word, base length, aspect ratio).
@@ -20,8 +24,7 @@ CATEGORIES: dict[str, tuple[str, float, float]] = {
     "vehicle": ("rectangular", 1.2, 0.5),
     "pool": ("oval", 1.3, 0.6),
 }
-SIZES: dict[str, float] = {"small": 0.085, "large": 0.17}  # base length as a share of the scene side
-OVERVIEW = "<image>\nThis provides an overview of the picture.\n"
+SIZES: dict[str, float] = {"small": 0.11, "large": 0.2}  # base length as a share of the scene side
 
 
 @dataclass
@@ -66,7 +69,9 @@ def _footprint(category: str, size: str, side: int, centre: tuple[float, float],
     return np.asarray(canvas, dtype=bool)
 
 
-def generate_scene(seed: int, side: int = 128, min_objects: int = 2, max_objects: int = 4) -> tuple[np.ndarray, list[SceneObject]]:
+def generate_scene(
+    seed: int, side: int = 128, min_objects: int = 2, max_objects: int = 4
+) -> tuple[np.ndarray, list[SceneObject]]:
     """Draw one scene: textured ground and non-overlapping objects of random attributes.
 
     Returns:
@@ -84,7 +89,7 @@ def generate_scene(seed: int, side: int = 128, min_objects: int = 2, max_objects
         size, colour = str(rng.choice(list(SIZES))), str(rng.choice(list(COLOURS)))
         margin = SIZES[size] * side * 0.75 + 2
         centre = (float(rng.uniform(margin, side - margin)), float(rng.uniform(margin, side - margin)))
-        mask = _footprint(category, size, side, centre, float(rng.uniform(0, np.pi)))
+        mask = _footprint(category, size, side, centre, float(rng.integers(0, 2)) * np.pi / 2)
         ys, xs = np.nonzero(mask)
         if ys.size == 0:
             continue
@@ -96,6 +101,30 @@ def generate_scene(seed: int, side: int = 128, min_objects: int = 2, max_objects
         image[mask] = np.clip(np.array(COLOURS[colour]) + jitter + rng.normal(0, 6, size=(mask.sum(), 3)), 0, 255)
         objects.append(SceneObject(category, colour, size, CATEGORIES[category][0], mask, centre))
     return image.astype(np.uint8), objects
+
+
+def position_phrase(centre: tuple[float, float], side: int) -> str:
+    """Rough position on a 3x3 grid: "at the top left", "in the center", "on the right", ..."""
+    col = ("left", "", "right")[min(2, int(3 * centre[0] / side))]
+    row = ("top", "", "bottom")[min(2, int(3 * centre[1] / side))]
+    if row and col:
+        return f"at the {row} {col}"
+    if row:
+        return f"at the {row}"
+    return f"on the {col}" if col else "in the center"
+
+
+def describe_scene(objects: list[SceneObject], side: int) -> str:
+    """A grounded detailed description naming every object's attributes and position, in reading order."""
+    ordered = sorted(objects, key=lambda o: (int(3 * o.centre[1] / side), o.centre[0]))
+    parts = [f"{o.answer} {position_phrase(o.centre, side)}" for o in ordered]
+    return f"there are {len(objects)} objects in the image . " + " . ".join(parts) + " ."
+
+
+def mask_box(mask: np.ndarray) -> tuple[float, float, float, float]:
+    """Tight (x1, y1, x2, y2) pixel box of a boolean mask."""
+    ys, xs = np.nonzero(mask)
+    return (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
 
 
 class SyntheticRegionScenes:
@@ -114,10 +143,27 @@ class SyntheticRegionScenes:
         one_question_per_sample: One sample per (scene, object) instead of one per scene.
         shuffle_masks: Control: permute masks between the regions of a scene (a derangement) so a
             question about regionK carries another object's mask.
+        task: "region_qa" (Aquila-plus region questions), "box_attributes" (MGIMM stage 1: one box per
+            sample, answer = attribute phrase) or "description" (MGIMM stage 2: every box of the scene,
+            answer = a detailed description with each object's attributes and position).
     """
 
-    def __init__(self, num_scenes: int = 1000, seed: int = 0, side: int = 128, min_objects: int = 2,
-                 max_objects: int = 4, one_question_per_sample: bool = False, shuffle_masks: bool = False) -> None:
+    TASKS = ("region_qa", "box_attributes", "description")
+
+    def __init__(
+        self,
+        num_scenes: int = 1000,
+        seed: int = 0,
+        side: int = 128,
+        min_objects: int = 2,
+        max_objects: int = 4,
+        one_question_per_sample: bool = False,
+        shuffle_masks: bool = False,
+        task: str = "region_qa",
+    ) -> None:
+        if task not in self.TASKS:
+            raise ValueError(f"task must be one of {self.TASKS}, got {task!r}")
+        self.task = task
         if min_objects < 1 or max_objects < min_objects:
             raise ValueError(f"need 1 <= min_objects <= max_objects, got {min_objects}, {max_objects}")
         if shuffle_masks and min_objects < 2:
@@ -134,15 +180,21 @@ class SyntheticRegionScenes:
     def _pairs(self) -> list[tuple[int, int]]:
         if self._index is None:  # one question per object: count objects once, cheaply (masks are small)
             self._index = [
-                (i, k) for i in range(self.num_scenes)
-                for k in range(len(generate_scene(self._scene_seed(i), self.side, self.min_objects, self.max_objects)[1]))
+                (i, k)
+                for i in range(self.num_scenes)
+                for k in range(
+                    len(generate_scene(self._scene_seed(i), self.side, self.min_objects, self.max_objects)[1])
+                )
             ]
         return self._index
 
     def __len__(self) -> int:
-        return len(self._pairs()) if self.one_question else self.num_scenes
+        per_object = self.one_question or self.task == "box_attributes"
+        return len(self._pairs()) if per_object and self.task != "description" else self.num_scenes
 
     def __getitem__(self, idx: int) -> Sample:
+        if self.task != "region_qa":
+            return self._mgimm_sample(idx)
         scene, ask = self._pairs()[idx] if self.one_question else (idx, None)
         seed = self._scene_seed(scene)
         image, objects = generate_scene(seed, self.side, self.min_objects, self.max_objects)
@@ -151,19 +203,52 @@ class SyntheticRegionScenes:
         if self.shuffle_masks:
             shift = int(rng.integers(1, len(masks)))
             masks = masks[shift:] + masks[:shift]
-        regions = [Region(mask=m, category=o.category, text=o.answer,
-                          attributes={"colour": o.colour, "size": o.size, "shape": o.shape})
-                   for m, o in zip(masks, objects, strict=True)]
+        regions = [
+            Region(
+                mask=m,
+                category=o.category,
+                text=o.answer,
+                attributes={"colour": o.colour, "size": o.size, "shape": o.shape},
+            )
+            for m, o in zip(masks, objects, strict=True)
+        ]
         names = ", ".join(f"region{k + 1}<mask><pos>" for k in range(len(objects)))
         head = f"{OVERVIEW}There are {len(objects)} part regions in the picture: {names}.\n"
         order = [ask] if ask is not None else [int(k) for k in rng.permutation(len(objects))]
         turns: list[Turn] = []
         for j, k in enumerate(order):
             # The question carries the region's tokens again (Osprey's form), so the answer sits next to them.
-            turns += [Turn("human", (head if j == 0 else "") + f"What is region{k + 1}<mask><pos>?"),
-                      Turn("gpt", objects[k].answer)]
+            turns += [
+                Turn("human", (head if j == 0 else "") + f"What is region{k + 1}<mask><pos>?"),
+                Turn("gpt", objects[k].answer),
+            ]
         refs = list(range(len(objects))) + order
         meta = {"answer": objects[ask].answer} if ask is not None else {}
-        return Sample(image=image, width=self.side, height=self.side, regions=regions, conversation=turns, region_refs=refs,
-                      sample_id=f"scene{scene}" + (f":region{ask + 1}" if ask is not None else ""),
-                      source=f"synthetic(seed={self.seed})", split=None, meta=meta)
+        return Sample(
+            image=image,
+            width=self.side,
+            height=self.side,
+            regions=regions,
+            conversation=turns,
+            region_refs=refs,
+            sample_id=f"scene{scene}" + (f":region{ask + 1}" if ask is not None else ""),
+            source=f"synthetic(seed={self.seed})",
+            split=None,
+            meta=meta,
+        )
+
+    def _mgimm_sample(self, idx: int) -> Sample:
+        scene, ask = self._pairs()[idx] if self.task == "box_attributes" else (idx, None)
+        image, objects = generate_scene(self._scene_seed(scene), self.side, self.min_objects, self.max_objects)
+        chosen = [objects[ask]] if ask is not None else sorted(objects, key=lambda o: (o.centre[1], o.centre[0]))
+        regions = [Region(box=mask_box(o.mask), category=o.category, text=o.answer) for o in chosen]
+        if ask is not None:
+            prompt, answer = MGIMM_ATTRIBUTE_PROMPT, objects[ask].answer
+        else:
+            prompt, answer = MGIMM_DESCRIPTION_PROMPT, describe_scene(objects, self.side)
+        return Sample(
+            image=image, width=self.side, height=self.side, regions=regions,
+            conversation=[Turn("human", prompt), Turn("gpt", answer)],
+            sample_id=f"scene{scene}" + (f":box{ask + 1}" if ask is not None else ""),
+            source=f"synthetic(seed={self.seed}, task={self.task})", meta={"answer": answer},
+        )

@@ -29,8 +29,14 @@ class ProcessedDataset(Dataset):
         eval_name: Name under which evaluation metrics of this set are logged.
     """
 
-    def __init__(self, source: SampleSource, processor: RegionProcessor, generation: bool = False,
-                 on_bad_sample: str = "error", eval_name: str = "regions") -> None:
+    def __init__(
+        self,
+        source: SampleSource,
+        processor: RegionProcessor,
+        generation: bool = False,
+        on_bad_sample: str = "error",
+        eval_name: str = "regions",
+    ) -> None:
         if on_bad_sample not in ("error", "skip"):
             raise ValueError(f"on_bad_sample must be 'error' or 'skip', got {on_bad_sample!r}")
         self.source, self.processor = source, processor
@@ -70,6 +76,7 @@ class SkippingCollator:
         self.collate = collate
 
     def __call__(self, items: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+        """Collate the kept items; None when every item was skipped."""
         kept = [it for it in items if it is not None]
         if not kept:
             return None
@@ -98,10 +105,20 @@ class RegionDataModule(L.LightningDataModule):
         mask_control: Also evaluate `val` with masks shuffled between regions (a mask-blind model scores the same).
     """
 
-    def __init__(self, train: SampleSource | None = None, val: SampleSource | None = None,
-                 test: SampleSource | None = None, batch_size: int = 8, eval_batch_size: int | None = None,
-                 num_workers: int = 0, template: str = "vicuna_v1", max_length: int = 2048,
-                 image_policy: str = "squash", on_bad_sample: str = "error", mask_control: bool = False) -> None:
+    def __init__(
+        self,
+        train: SampleSource | None = None,
+        val: SampleSource | None = None,
+        test: SampleSource | None = None,
+        batch_size: int = 8,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        template: str = "vicuna_v1",
+        max_length: int = 2048,
+        image_policy: str = "squash",
+        on_bad_sample: str = "error",
+        mask_control: bool = False,
+    ) -> None:
         super().__init__()
         self.train_source, self.val_source, self.test_source = train, val, test
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
@@ -126,12 +143,19 @@ class RegionDataModule(L.LightningDataModule):
 
     def _loader(self, source: SampleSource, train: bool, name: str = "regions") -> DataLoader:
         pad = self.spec.tokenizer.pad_token_id  # type: ignore[union-attr]
-        dataset = ProcessedDataset(source, self._processor(), generation=not train,
-                                   on_bad_sample=self.on_bad_sample, eval_name=name)
+        dataset = ProcessedDataset(
+            source, self._processor(), generation=not train, on_bad_sample=self.on_bad_sample, eval_name=name
+        )
         collate = SkippingCollator(RegionCollator(pad, padding_side="right" if train else "left"))
-        return DataLoader(dataset, batch_size=self.batch_size if train else self.eval_batch_size, shuffle=train,
-                          num_workers=self.num_workers, collate_fn=collate,
-                          persistent_workers=self.num_workers > 0, generator=torch.Generator().manual_seed(0))
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            shuffle=train,
+            num_workers=self.num_workers,
+            collate_fn=collate,
+            persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(0),
+        )
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled training batches."""

@@ -30,9 +30,19 @@ class SampleSource:
 class SyntheticSource(SampleSource):
     """Generated remote-sensing scenes (see `SyntheticRegionScenes` for the arguments)."""
 
-    def __init__(self, num_scenes: int = 1000, seed: int = 0, side: int = 128, min_objects: int = 2,
-                 max_objects: int = 4, one_question_per_sample: bool = False) -> None:
-        self.scenes = SyntheticRegionScenes(num_scenes, seed, side, min_objects, max_objects, one_question_per_sample)
+    def __init__(
+        self,
+        num_scenes: int = 1000,
+        seed: int = 0,
+        side: int = 128,
+        min_objects: int = 2,
+        max_objects: int = 4,
+        one_question_per_sample: bool = False,
+        task: str = "region_qa",
+    ) -> None:
+        self.scenes = SyntheticRegionScenes(
+            num_scenes, seed, side, min_objects, max_objects, one_question_per_sample, task=task
+        )
 
     def __len__(self) -> int:
         return len(self.scenes)
@@ -59,8 +69,14 @@ class AnnotationSource(SampleSource):
         options: Further reader options.
     """
 
-    def __init__(self, format: str, annotation: str, images: str | None = None, split: str | None = None,
-                 options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        format: str,
+        annotation: str,
+        images: str | None = None,
+        split: str | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> None:
         from rsvlm_zoo.data.readers import read_annotations
 
         self.samples = read_annotations(format, Path(annotation), images, split, **(options or {}))

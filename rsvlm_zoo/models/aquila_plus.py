@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import torch
 
 from rsvlm_zoo.data.processor import RegionProcessor
+from rsvlm_zoo.data.prompts import OVERVIEW
 from rsvlm_zoo.data.schema import Region, Sample, Turn
 from rsvlm_zoo.models.base import RegionVLM
 from rsvlm_zoo.models.blocks.encoders import ConvNeXtCLIPEncoder
@@ -16,17 +17,27 @@ from rsvlm_zoo.models.blocks.projectors import MLPProjector
 from rsvlm_zoo.models.inference import ImageLike, generation_batch, to_bool_mask, to_rgb_array
 from rsvlm_zoo.registry import register_model
 
-OVERVIEW = "<image>\nThis provides an overview of the picture.\n"
 DEFAULT_REGION_PROMPT = "What is {region}?"  # {region} becomes "regionK<mask><pos>"
 
 VICUNA_7B_CONFIG: dict[str, Any] = {
-    "model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
-    "num_attention_heads": 32, "num_key_value_heads": 32, "max_position_embeddings": 4096, "vocab_size": 32000,
+    "model_type": "llama",
+    "hidden_size": 4096,
+    "intermediate_size": 11008,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 32,
+    "max_position_embeddings": 4096,
+    "vocab_size": 32000,
     "rms_norm_eps": 1e-5,
 }
 TINY_LLAMA_CONFIG: dict[str, Any] = {
-    "model_type": "llama", "hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2,
-    "num_attention_heads": 4, "num_key_value_heads": 4, "max_position_embeddings": 1024,
+    "model_type": "llama",
+    "hidden_size": 128,
+    "intermediate_size": 256,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+    "max_position_embeddings": 1024,
 }
 
 
@@ -43,7 +54,11 @@ class AquilaPlus(RegionVLM):
     3 = end-to-end (extractor + projector + LLM, or its LoRA). The encoder stays frozen.
     """
 
-    STAGES: ClassVar[dict[int, tuple[str, ...]]] = {1: ("projector",), 2: ("extractor",), 3: ("extractor", "projector", "llm")}
+    STAGES: ClassVar[dict[int, tuple[str, ...]]] = {
+        1: ("projector",),
+        2: ("extractor",),
+        3: ("extractor", "projector", "llm"),
+    }
     project_regions: ClassVar[bool] = False
 
     @torch.no_grad()
@@ -81,8 +96,17 @@ class AquilaPlus(RegionVLM):
             head = OVERVIEW + region_list_prompt(len(regs)) + "\n"
             for k in range(len(regs)):
                 question = head + prompt.format(region=f"region{k + 1}<mask><pos>")
-                samples.append(Sample(image=img, width=w, height=h, regions=regs, sample_id=f"{i}:{k}",
-                                      conversation=[Turn("human", question)], region_refs=[*range(len(regs)), k]))
+                samples.append(
+                    Sample(
+                        image=img,
+                        width=w,
+                        height=h,
+                        regions=regs,
+                        sample_id=f"{i}:{k}",
+                        conversation=[Turn("human", question)],
+                        region_refs=[*range(len(regs)), k],
+                    )
+                )
                 owners.append(i)
         if not samples:
             return [[] for _ in images]
@@ -131,8 +155,12 @@ def aquila_plus_7b(pretrained: bool = False, **overrides: Any) -> AquilaPlus:
 def aquila_plus_tiny(pretrained: bool = False, **overrides: Any) -> AquilaPlus:
     """A tiny random Aquila-plus for CPU tests and the embedded demo (seconds to build)."""
     defaults = {
-        "encoder": {"model_name": "test_convnext", "input_size": (128, 128), "mean": (0.5, 0.5, 0.5),
-                    "std": (0.25, 0.25, 0.25)},
+        "encoder": {
+            "model_name": "test_convnext",
+            "input_size": (128, 128),
+            "mean": (0.5, 0.5, 0.5),
+            "std": (0.25, 0.25, 0.25),
+        },
         "extractor": {"hidden_dim": 128, "pos_size": 32, "pos_hidden": 128, "pool_pixels": True},
         "llm": {"config": TINY_LLAMA_CONFIG, "tokenizer": "builtin"},
         "stage": 3,

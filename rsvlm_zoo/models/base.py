@@ -14,14 +14,11 @@ from rsvlm_zoo.models.blocks.encoders import VisionEncoder
 from rsvlm_zoo.models.blocks.llms import HFCausalLM
 from rsvlm_zoo.models.blocks.projectors import MLPProjector
 from rsvlm_zoo.models.blocks.regions import RegionBatch, RegionExtractor
+from rsvlm_zoo.models.answer_metrics import build_answer_metrics
 from rsvlm_zoo.models.lora import LoraSettings, apply_lora
 from rsvlm_zoo.models.splice import scatter_tokens
+from rsvlm_zoo.models.stage_checkpoint import load_stage_checkpoint
 from rsvlm_zoo.tokenizer import IMAGE_TOKEN, MASK_TOKEN, POS_TOKEN
-
-
-def normalize_answer(text: str) -> str:
-    """Lower-case, collapse white space and drop a trailing full stop, for exact-match scoring."""
-    return " ".join(text.lower().replace(" .", ".").split()).rstrip(".").strip()
 
 
 class RegionVLM(L.LightningModule):
@@ -39,7 +36,11 @@ class RegionVLM(L.LightningModule):
         warmup_ratio: Share of the steps with linear warm-up before the cosine decay.
         lora: LoRA on the LLM when the stage trains it (None: full fine-tuning).
         train_encoder: Also train the vision encoder (only sensible for tiny from-scratch models).
+        train_llm: Also train the LLM in stages that freeze it (only sensible for tiny random LLMs).
+        init_checkpoint: Checkpoint of an earlier stage (Lightning .ckpt or .safetensors) whose weights
+            initialise this model before LoRA is attached; loaded with `weights_only=True`.
         max_new_tokens: Generation length in validation/test.
+        eval_metrics: Metrics of generated answers in validation/test (`exact_match`, `cider`).
     """
 
     STAGES: ClassVar[dict[int, tuple[str, ...]]] = {}
@@ -58,7 +59,10 @@ class RegionVLM(L.LightningModule):
         warmup_ratio: float = 0.03,
         lora: LoraSettings | None = None,
         train_encoder: bool = False,
+        train_llm: bool = False,
+        init_checkpoint: str | None = None,
         max_new_tokens: int = 32,
+        eval_metrics: tuple[str, ...] = ("exact_match",),
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["encoder", "extractor", "projector", "llm"])
@@ -71,7 +75,10 @@ class RegionVLM(L.LightningModule):
         self.train_encoder = train_encoder
         tok = llm.tokenizer
         self.image_id, self.mask_id, self.pos_id = tok.convert_tokens_to_ids([IMAGE_TOKEN, MASK_TOKEN, POS_TOKEN])
-        self.trainable_blocks = self.STAGES[stage] + (("encoder",) if train_encoder else ())
+        extra = (("encoder",) if train_encoder else ()) + (("llm",) if train_llm and "llm" not in self.STAGES[stage] else ())
+        self.trainable_blocks = self.STAGES[stage] + extra
+        if init_checkpoint:
+            load_stage_checkpoint(self, init_checkpoint)
         if lora is not None and "llm" in self.trainable_blocks:
             apply_lora(self.llm, lora)
         self._apply_freezing()
@@ -122,7 +129,11 @@ class RegionVLM(L.LightningModule):
             return self.encoder(pixel_values)
 
     def region_tokens(
-        self, features: list[torch.Tensor], batch: dict[str, Any], image_index: torch.Tensor, size: tuple[int, int],
+        self,
+        features: list[torch.Tensor],
+        batch: dict[str, Any],
+        image_index: torch.Tensor,
+        size: tuple[int, int],
         pixel_values: torch.Tensor,
     ) -> torch.Tensor:
         """(R, 2, D_llm) tokens for every region of the batch; `image_index` maps regions to `features` rows."""
@@ -166,10 +177,8 @@ class RegionVLM(L.LightningModule):
         return next(self.encoder.parameters()).dtype
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
-        """Language-modelling loss of a batch."""
-        out = self.llm(inputs_embeds=self.inputs_embeds(batch), attention_mask=batch["attention_mask"],
-                       labels=batch["labels"])
-        return out.loss
+        """Language-modelling loss of a batch (mean over supervised tokens)."""
+        return self.llm.supervised_loss(self.inputs_embeds(batch), batch["attention_mask"], batch["labels"])
 
     @torch.no_grad()
     def generate(self, batch: dict[str, Any], max_new_tokens: int | None = None, **kwargs: Any) -> list[str]:
@@ -214,11 +223,29 @@ class RegionVLM(L.LightningModule):
         if batch is None:
             return
         preds = self.generate(batch)
-        refs = batch["answers"]
-        hits = torch.tensor([normalize_answer(p) == normalize_answer(r) for p, r in zip(preds, refs, strict=True)])
         name = (batch.get("meta") or [{}])[0].get("eval_name") or f"set{dataloader_idx}"
-        self.log(f"{prefix}/exact_match_{name}", hits.float().mean(), batch_size=len(refs),
-                 add_dataloader_idx=False, sync_dist=True)
+        metrics = self._eval_metrics.setdefault(name, build_answer_metrics(self.hparams.eval_metrics))
+        for metric in metrics.values():
+            metric.update(preds, [[r] for r in batch["answers"]])
+
+    def on_validation_epoch_start(self) -> None:
+        """Fresh metric state per evaluation set."""
+        self._eval_metrics: dict[str, dict[str, Any]] = {}
+
+    on_test_epoch_start = on_validation_epoch_start
+
+    def _log_eval(self, prefix: str) -> None:
+        for name, metrics in self._eval_metrics.items():
+            for key, metric in metrics.items():
+                self.log(f"{prefix}/{key}_{name}", metric.compute(), add_dataloader_idx=False)
+
+    def on_validation_epoch_end(self) -> None:
+        """Log every metric of every evaluation set."""
+        self._log_eval("val")
+
+    def on_test_epoch_end(self) -> None:
+        """As validation, under `test/`."""
+        self._log_eval("test")
 
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW with per-block learning rates, linear warm-up then cosine decay."""

@@ -36,7 +36,9 @@ def apply_lora(llm: HFCausalLM, settings: LoraSettings) -> None:
     """
     names = {n.rsplit(".", 1)[-1] for n, _ in llm.model.named_modules()}
     if not set(settings.target_modules) & names:
-        raise ValueError(f"LoRA targets {settings.target_modules} match no module of the LLM; it has e.g. {sorted(names)[:10]}")
+        raise ValueError(
+            f"LoRA targets {settings.target_modules} match no module of the LLM; it has e.g. {sorted(names)[:10]}"
+        )
     config = LoraConfig(
         r=settings.r,
         lora_alpha=settings.alpha,

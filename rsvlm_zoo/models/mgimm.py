@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
 from rsvlm_zoo.data.processor import RegionProcessor
+from rsvlm_zoo.data.prompts import MGIMM_ATTRIBUTE_PROMPT as ATTRIBUTE_PROMPT
+from rsvlm_zoo.data.prompts import MGIMM_DESCRIPTION_PROMPT as DESCRIPTION_PROMPT
 from rsvlm_zoo.data.schema import Region, Sample, Turn
 from rsvlm_zoo.models.aquila_plus import TINY_LLAMA_CONFIG, VICUNA_7B_CONFIG
 from rsvlm_zoo.models.base import RegionVLM
@@ -19,11 +20,6 @@ from rsvlm_zoo.models.inference import ImageLike, generation_batch, to_rgb_array
 from rsvlm_zoo.models.lora import LoraSettings
 from rsvlm_zoo.registry import register_model
 
-ATTRIBUTE_PROMPT = (
-    "<image>\n Based on the provided region of the remote sensing image, describe the basic attributes of the main "
-    "objects in that region."
-)
-DESCRIPTION_PROMPT = "<image>\nDescribe this remote sensing image in detail."
 
 
 class MGIMM(RegionVLM):
@@ -33,8 +29,6 @@ class MGIMM(RegionVLM):
     region module + projector + LoRA on the LLM, starting from the stage-1 weights in `init_checkpoint`.
 
     Args:
-        init_checkpoint: A Lightning checkpoint (e.g. the stage-1 run's) whose region-module and projector
-            weights initialise this model; loaded with `weights_only=True`.
         zero_region_tokens: Ablation: replace every region token by zeros (the global-only model).
         **kwargs: As `RegionVLM`.
     """
@@ -42,36 +36,9 @@ class MGIMM(RegionVLM):
     STAGES: ClassVar[dict[int, tuple[str, ...]]] = {1: ("extractor", "projector"), 2: ("extractor", "projector", "llm")}
     project_regions: ClassVar[bool] = True
 
-    def __init__(self, *args: Any, init_checkpoint: str | None = None, zero_region_tokens: bool = False,
-                 **kwargs: Any) -> None:
+    def __init__(self, *args: Any, zero_region_tokens: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.zero_region_tokens = zero_region_tokens
-        if init_checkpoint:
-            self.load_stage_weights(init_checkpoint)
-
-    def load_stage_weights(self, path: str | Path) -> list[str]:
-        """Copy region-module and projector weights from a checkpoint of an earlier stage.
-
-        Returns:
-            The names loaded.
-
-        Raises:
-            FileNotFoundError: naming the path and the recipe key that sets it.
-            ValueError: when the checkpoint holds no region-module or projector weights.
-        """
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"stage-1 checkpoint {path} does not exist; run the stage-1 recipe first or set "
-                "--model.init_args.init_checkpoint to its .ckpt"
-            )
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state)
-        wanted = {k: v for k, v in state.items() if k.startswith(("extractor.", "projector."))}
-        if not wanted:
-            raise ValueError(f"{path} holds no extractor./projector. weights; is it a stage-1 MGIMM checkpoint?")
-        self.load_state_dict(wanted, strict=False)
-        return sorted(wanted)
 
     def region_tokens(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         """Region tokens, or zeros of the same shape for the global-only ablation."""
@@ -116,8 +83,16 @@ class MGIMM(RegionVLM):
             regs = [Region(box=_check_box(b, w, h, f"image {i}, box {k}")) for k, b in enumerate(boxes)]
             groups = [regs] if task == "description" else [[r] for r in regs]
             for group in groups:
-                samples.append(Sample(image=img, width=w, height=h, regions=group, sample_id=str(i),
-                                      conversation=[Turn("human", prompt)]))
+                samples.append(
+                    Sample(
+                        image=img,
+                        width=w,
+                        height=h,
+                        regions=group,
+                        sample_id=str(i),
+                        conversation=[Turn("human", prompt)],
+                    )
+                )
                 owners.append(i)
         processor = RegionProcessor(self.input_spec(), max_length=1 << 30)
         answers: list[str] = []
@@ -142,8 +117,9 @@ def _check_box(box: Any, width: int, height: int, where: str) -> tuple[float, fl
     return (max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2))
 
 
-def _create_mgimm(pretrained: bool, encoder: dict[str, Any], extractor: dict[str, Any], llm: dict[str, Any],
-                  **kwargs: Any) -> MGIMM:
+def _create_mgimm(
+    pretrained: bool, encoder: dict[str, Any], extractor: dict[str, Any], llm: dict[str, Any], **kwargs: Any
+) -> MGIMM:
     enc = ViTCLIPEncoder(pretrained=pretrained, **encoder)
     lm = HFCausalLM(pretrained=pretrained, **llm)
     ext = BoxRegionEncoder(in_channels=enc.image_dim, **{"dim": enc.image_dim, **extractor})
@@ -180,8 +156,12 @@ def mgimm_tiny(pretrained: bool = False, **overrides: Any) -> MGIMM:
     if pretrained:
         raise ValueError("mgimm_tiny has no pretrained weights; build it with pretrained=False")
     defaults = {
-        "encoder": {"model_name": "test_vit", "input_size": (128, 128), "mean": (0.5, 0.5, 0.5),
-                    "std": (0.25, 0.25, 0.25)},
+        "encoder": {
+            "model_name": "test_vit",
+            "input_size": (128, 128),
+            "mean": (0.5, 0.5, 0.5),
+            "std": (0.25, 0.25, 0.25),
+        },
         "extractor": {"depth": 1, "num_heads": 2, "mlp_dim": 128},
         "llm": {"config": TINY_LLAMA_CONFIG, "tokenizer": "builtin"},
         "stage": 1,

@@ -39,7 +39,9 @@ def test_region_token_count_mismatch_names_both_counts(tiny_aquila):
     batch = train_batch(tiny_aquila, n=2)
     batch["region_image_index"] = batch["region_image_index"][:-1]
     batch["region_masks"] = batch["region_masks"][:-1]
-    with pytest.raises(PlaceholderCountError, match=r"sample 1 of the batch has \d+ <mask> tokens .* \d+ <mask> features"):
+    with pytest.raises(
+        PlaceholderCountError, match=r"sample 1 of the batch has \d+ <mask> tokens .* \d+ <mask> features"
+    ):
         tiny_aquila(batch)
 
 
@@ -52,7 +54,9 @@ def test_image_token_count_mismatch_is_caught(tiny_aquila):
         tiny_aquila(batch)
 
 
-@pytest.mark.parametrize(("stage", "trained"), [(1, {"projector"}), (2, {"extractor"}), (3, {"extractor", "projector", "llm"})])
+@pytest.mark.parametrize(
+    ("stage", "trained"), [(1, {"projector"}), (2, {"extractor"}), (3, {"extractor", "projector", "llm"})]
+)
 def test_stage_freezing(stage, trained):
     model = build_model("aquila_plus_tiny", stage=stage)
     counts = model.num_parameters(trainable_only=True)
@@ -73,16 +77,22 @@ def test_lora_stage3_trains_only_adapters_in_the_llm():
 
 def test_describe_batches_images_with_different_region_counts(tiny_aquila):
     rng = np.random.default_rng(0)
-    images = [rng.integers(0, 255, (90, 160, 3), dtype=np.uint8), rng.integers(0, 255, (300, 200, 3), dtype=np.uint8),
-              rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)]
+    images = [
+        rng.integers(0, 255, (90, 160, 3), dtype=np.uint8),
+        rng.integers(0, 255, (300, 200, 3), dtype=np.uint8),
+        rng.integers(0, 255, (64, 64, 3), dtype=np.uint8),
+    ]
 
     def box_mask(h, w, y, x, s):
         m = np.zeros((h, w), bool)
         m[y : y + s, x : x + s] = True
         return m
 
-    regions = [[box_mask(90, 160, 5, 5, 10), box_mask(90, 160, 40, 100, 3)],
-               [torch.from_numpy(box_mask(300, 200, 100, 50, 60))], []]
+    regions = [
+        [box_mask(90, 160, 5, 5, 10), box_mask(90, 160, 40, 100, 3)],
+        [torch.from_numpy(box_mask(300, 200, 100, 50, 60))],
+        [],
+    ]
     out = tiny_aquila.describe(images, regions, max_new_tokens=4)
     assert [len(x) for x in out] == [2, 1, 0]
     assert all(isinstance(a, str) for x in out for a in x)

@@ -9,15 +9,15 @@ WIDTHS, STRIDES = [16, 24, 32, 40], [4, 8, 16, 32]
 
 def features(batch: int, size: int) -> list[torch.Tensor]:
     torch.manual_seed(1)
-    return [torch.randn(batch, c, size // s, size // s) for c, s in zip(WIDTHS, STRIDES)]
+    return [torch.randn(batch, c, size // s, size // s) for c, s in zip(WIDTHS, STRIDES, strict=True)]
 
 
 def reference(ext: MaskAwareExtractor, feats, masks, index):
     """Per-mask loop written independently: weighted mean with area coverage as weights."""
     rows = []
-    for m, b in zip(masks, index.tolist()):
+    for m, b in zip(masks, index.tolist(), strict=True):
         total = 0
-        for feat, proj in zip(feats, ext.level_proj):
+        for feat, proj in zip(feats, ext.level_proj, strict=True):
             h, w = feat.shape[-2:]
             fy, fx = m.shape[0] // h, m.shape[1] // w
             cover = m.reshape(h, fy, w, fx).mean((1, 3))
@@ -34,7 +34,10 @@ def random_masks(n: int, size: int) -> torch.Tensor:
     masks = torch.zeros(n, size, size)
     for i in range(n):
         h, w = torch.randint(2, size // 2, (2,), generator=g).tolist()
-        y, x = torch.randint(0, size - h, (1,), generator=g).item(), torch.randint(0, size - w, (1,), generator=g).item()
+        y, x = (
+            torch.randint(0, size - h, (1,), generator=g).item(),
+            torch.randint(0, size - w, (1,), generator=g).item(),
+        )
         masks[i, y : y + h, x : x + w] = 1
     return masks
 
@@ -57,7 +60,7 @@ def test_six_pixel_car_survives_every_level_at_512():
     for stride in STRIDES:
         coarse = area_downsample(mask, (size // stride, size // stride))
         assert coarse.sum() > 0 and torch.isclose(coarse.sum() * stride * stride, torch.tensor(36.0))
-    feats = [torch.ones(1, c, size // s, size // s) for c, s in zip(WIDTHS, STRIDES)]
+    feats = [torch.ones(1, c, size // s, size // s) for c, s in zip(WIDTHS, STRIDES, strict=True)]
     ext.level_proj.requires_grad_(False)
     pooled_inputs = []
     hooks = [p.register_forward_hook(lambda m, i, o: pooled_inputs.append(i[0])) for p in ext.level_proj]

@@ -11,7 +11,9 @@ def osprey_state(model) -> dict[str, torch.Tensor]:
     state = {}
     for i, level in enumerate(["res2", "res3", "res4", "res5"]):
         for kind in ("weight", "bias"):
-            state[f"model.mask_extractor.{level}.{kind}"] = torch.randn(getattr(ext.level_proj[i], kind).shape, generator=g)
+            state[f"model.mask_extractor.{level}.{kind}"] = torch.randn(
+                getattr(ext.level_proj[i], kind).shape, generator=g
+            )
     for kind in ("weight", "bias"):
         state[f"model.mask_extractor.feat_linear.{kind}"] = torch.randn(getattr(ext.mask_proj, kind).shape, generator=g)
         for j, ours in enumerate([0, 2, 4]):
@@ -34,9 +36,13 @@ def test_osprey_names_land_on_the_right_parameters():
     assert all(n.startswith("encoder.") for n in untouched)
     torch.testing.assert_close(model.extractor.level_proj[2].weight, state["model.mask_extractor.res4.weight"])
     torch.testing.assert_close(model.extractor.mask_proj.bias, state["model.mask_extractor.feat_linear.bias"])
-    torch.testing.assert_close(model.extractor.pos_mlp[4].weight, state["model.mask_extractor.mask_linear.layers.2.weight"])
+    torch.testing.assert_close(
+        model.extractor.pos_mlp[4].weight, state["model.mask_extractor.mask_linear.layers.2.weight"]
+    )
     torch.testing.assert_close(model.projector.net[2].weight, state["model.mm_projector.2.weight"])
-    torch.testing.assert_close(model.llm.model.model.layers[1].mlp.up_proj.weight, state["model.layers.1.mlp.up_proj.weight"])
+    torch.testing.assert_close(
+        model.llm.model.model.layers[1].mlp.up_proj.weight, state["model.layers.1.mlp.up_proj.weight"]
+    )
     torch.testing.assert_close(model.llm.model.lm_head.weight, state["lm_head.weight"])
 
 

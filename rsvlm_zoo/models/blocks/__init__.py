@@ -7,6 +7,12 @@ from rsvlm_zoo.models.blocks.projectors import MLPProjector
 from rsvlm_zoo.models.blocks.regions import RegionBatch, RegionExtractor
 
 __all__ = [
-    "ConvNeXtCLIPEncoder", "HFCausalLM", "MLPProjector", "MaskAwareExtractor", "RegionBatch", "RegionExtractor",
-    "ViTCLIPEncoder", "VisionEncoder",
+    "ConvNeXtCLIPEncoder",
+    "HFCausalLM",
+    "MLPProjector",
+    "MaskAwareExtractor",
+    "RegionBatch",
+    "RegionExtractor",
+    "ViTCLIPEncoder",
+    "VisionEncoder",
 ]
