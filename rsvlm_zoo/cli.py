@@ -48,7 +48,7 @@ def main(args: list[str] | None = None) -> int | None:
         L.LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
-        args=argv,
+        args=args,  # None: LightningCLI reads sys.argv itself
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
     )

@@ -86,7 +86,8 @@ class RegionProcessor:
         sy, sx, top, left = self._geometry(h, w)
         x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255).unsqueeze(0)
         rh, rw = max(1, round(h * sy)), max(1, round(w * sx))
-        x = F.interpolate(x, size=(rh, rw), mode="bilinear", antialias=True, align_corners=False)
+        if (rh, rw) != (h, w):
+            x = F.interpolate(x, size=(rh, rw), mode="bilinear", antialias=True, align_corners=False)
         # Padding is mean-coloured, i.e. zero after normalisation.
         canvas = self.mean.expand(3, *self.spec.input_size).clone()
         canvas[:, top : top + rh, left : left + rw] = x[0]
@@ -98,8 +99,8 @@ class RegionProcessor:
         sy, sx, top, left = self._geometry(h, w)
         rh, rw = max(1, round(h * sy)), max(1, round(w * sx))
         m = torch.from_numpy(masks).float().unsqueeze(1)
-        mode = "area" if rh <= h and rw <= w else "nearest"
-        m = F.interpolate(m, size=(rh, rw), mode=mode)
+        if (rh, rw) != (h, w):
+            m = F.interpolate(m, size=(rh, rw), mode="area" if rh <= h and rw <= w else "nearest")
         out = torch.zeros(r, *self.spec.input_size)
         out[:, top : top + rh, left : left + rw] = m[:, 0]
         return out
@@ -113,10 +114,6 @@ class RegionProcessor:
         return b
 
     # ---------------------------------------------------------------- text
-    def _encode(self, text: str) -> list[int]:
-        ids = self.spec.tokenizer(text, add_special_tokens=False).input_ids
-        return ids
-
     def tokenize(self, sample: Sample, num_regions: int, generation: bool = False) -> tuple[list[int], list[int]]:
         """Template + tokenise + expand `<image>`; returns (input_ids, labels) truncated by whole turns.
 
@@ -131,14 +128,16 @@ class RegionProcessor:
         ids: list[int] = [tok.bos_token_id] if tok.bos_token_id is not None else []
         labels: list[int] = [IGNORE_INDEX] * len(ids)
         kept_answer = False
-        for seg in segments:
-            parts = seg.text.split(IMAGE_TOKEN)
+        split = [seg.text.split(IMAGE_TOKEN) for seg in segments]
+        texts = [part for parts in split for part in parts if part]
+        encoded = iter(tok(texts, add_special_tokens=False).input_ids if texts else [])  # one call per sample
+        for seg, parts in zip(segments, split, strict=True):
             seg_ids: list[int] = []
             for k, part in enumerate(parts):
                 if k:
                     seg_ids += image_expansion
                 if part:
-                    seg_ids += self._encode(part)
+                    seg_ids += next(encoded)
             if len(ids) + len(seg_ids) > self.max_length:
                 break
             ids += seg_ids

@@ -46,9 +46,10 @@ class SceneObject:
 
 def _ground(rng: np.random.Generator, side: int) -> np.ndarray:
     base = rng.uniform(95, 150) + rng.uniform(-15, 15, size=3)
-    coarse = rng.normal(0, 12, size=(side // 16 + 1, side // 16 + 1, 3))
-    low = np.kron(coarse, np.ones((16, 16, 1)))[:side, :side]
-    return np.clip(base + low + rng.normal(0, 8, size=(side, side, 3)), 0, 255)
+    coarse = rng.normal(0, 12, size=(side // 16 + 1, side // 16 + 1, 3)).astype(np.float32)
+    low = coarse.repeat(16, axis=0).repeat(16, axis=1)[:side, :side]
+    fine = rng.standard_normal(size=(side, side, 3), dtype=np.float32) * 8
+    return np.clip(base + low + fine, 0, 255)
 
 
 def _footprint(category: str, size: str, side: int, centre: tuple[float, float], angle: float) -> np.ndarray:
@@ -67,6 +68,38 @@ def _footprint(category: str, size: str, side: int, centre: tuple[float, float],
     pts = pts @ rot.T + [cx, cy]
     draw.polygon([tuple(p) for p in pts], fill=1)
     return np.asarray(canvas, dtype=bool)
+
+
+def _category_pattern(
+    category: str,
+    mask: np.ndarray,
+    ys: np.ndarray,
+    xs: np.ndarray,
+    centre: tuple[float, float],
+    angle: float,
+    half_length: float,
+) -> np.ndarray:
+    """Per-pixel (gain, white blend) of an object's interior pattern, as its category looks from above.
+
+    Storage tanks have a dark centre (the roof's shadowed vent), buildings a dark roof ridge along their
+    axis, vehicles a dark windshield band near one end, pools a light rim (the deck around the water).
+    """
+    u = (xs - centre[0]) * np.cos(angle) + (ys - centre[1]) * np.sin(angle)
+    v = -(xs - centre[0]) * np.sin(angle) + (ys - centre[1]) * np.cos(angle)
+    gain, white = np.ones(xs.size), np.zeros(xs.size)
+    if category == "storage tank":
+        gain[np.hypot(u, v) < 0.4 * half_length] = 0.5
+    elif category == "building":
+        gain[np.abs(v) < max(1.0, 0.12 * half_length)] = 0.55
+    elif category == "vehicle":
+        gain[(u > 0.25 * half_length) & (u < 0.6 * half_length)] = 0.4
+    else:  # pool: light rim where the mask meets ground
+        inner = mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
+        interior = np.zeros_like(mask)
+        interior[1:-1, 1:-1] = inner
+        rim = ~interior[ys, xs]
+        gain[rim], white[rim] = 0.4, 0.6
+    return np.stack([gain, white], 1)
 
 
 def generate_scene(
@@ -89,7 +122,8 @@ def generate_scene(
         size, colour = str(rng.choice(list(SIZES))), str(rng.choice(list(COLOURS)))
         margin = SIZES[size] * side * 0.75 + 2
         centre = (float(rng.uniform(margin, side - margin)), float(rng.uniform(margin, side - margin)))
-        mask = _footprint(category, size, side, centre, float(rng.integers(0, 2)) * np.pi / 2)
+        angle = float(rng.integers(0, 2)) * np.pi / 2  # axis-aligned, like buildings on a street grid
+        mask = _footprint(category, size, side, centre, angle)
         ys, xs = np.nonzero(mask)
         if ys.size == 0:
             continue
@@ -98,7 +132,11 @@ def generate_scene(
             continue
         boxes.append(box)
         jitter = rng.normal(0, 10, size=3)
-        image[mask] = np.clip(np.array(COLOURS[colour]) + jitter + rng.normal(0, 6, size=(mask.sum(), 3)), 0, 255)
+        pixels = np.array(COLOURS[colour]) + jitter + rng.normal(0, 6, size=(mask.sum(), 3))
+        shade = _category_pattern(
+            category, mask, ys, xs, centre, angle, SIZES[size] * side * CATEGORIES[category][1] / 2
+        )
+        image[mask] = np.clip(pixels * shade[:, 0:1] + 255 * shade[:, 1:2], 0, 255)
         objects.append(SceneObject(category, colour, size, CATEGORIES[category][0], mask, centre))
     return image.astype(np.uint8), objects
 
@@ -247,8 +285,12 @@ class SyntheticRegionScenes:
         else:
             prompt, answer = MGIMM_DESCRIPTION_PROMPT, describe_scene(objects, self.side)
         return Sample(
-            image=image, width=self.side, height=self.side, regions=regions,
+            image=image,
+            width=self.side,
+            height=self.side,
+            regions=regions,
             conversation=[Turn("human", prompt), Turn("gpt", answer)],
             sample_id=f"scene{scene}" + (f":box{ask + 1}" if ask is not None else ""),
-            source=f"synthetic(seed={self.seed}, task={self.task})", meta={"answer": answer},
+            source=f"synthetic(seed={self.seed}, task={self.task})",
+            meta={"answer": answer},
         )

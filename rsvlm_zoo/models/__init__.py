@@ -2,5 +2,6 @@
 
 from rsvlm_zoo.models.aquila_plus import AquilaPlus
 from rsvlm_zoo.models.base import RegionVLM
+from rsvlm_zoo.models.mgimm import MGIMM
 
-__all__ = ["AquilaPlus", "RegionVLM"]
+__all__ = ["MGIMM", "AquilaPlus", "RegionVLM"]

@@ -10,11 +10,11 @@ import torch
 from torch import nn
 
 from rsvlm_zoo.data.processor import InputSpec
+from rsvlm_zoo.models.answer_metrics import build_answer_metrics
 from rsvlm_zoo.models.blocks.encoders import VisionEncoder
 from rsvlm_zoo.models.blocks.llms import HFCausalLM
 from rsvlm_zoo.models.blocks.projectors import MLPProjector
 from rsvlm_zoo.models.blocks.regions import RegionBatch, RegionExtractor
-from rsvlm_zoo.models.answer_metrics import build_answer_metrics
 from rsvlm_zoo.models.lora import LoraSettings, apply_lora
 from rsvlm_zoo.models.splice import scatter_tokens
 from rsvlm_zoo.models.stage_checkpoint import load_stage_checkpoint
@@ -75,7 +75,9 @@ class RegionVLM(L.LightningModule):
         self.train_encoder = train_encoder
         tok = llm.tokenizer
         self.image_id, self.mask_id, self.pos_id = tok.convert_tokens_to_ids([IMAGE_TOKEN, MASK_TOKEN, POS_TOKEN])
-        extra = (("encoder",) if train_encoder else ()) + (("llm",) if train_llm and "llm" not in self.STAGES[stage] else ())
+        extra = (("encoder",) if train_encoder else ()) + (
+            ("llm",) if train_llm and "llm" not in self.STAGES[stage] else ()
+        )
         self.trainable_blocks = self.STAGES[stage] + extra
         if init_checkpoint:
             load_stage_checkpoint(self, init_checkpoint)

@@ -21,7 +21,6 @@ from rsvlm_zoo.models.lora import LoraSettings
 from rsvlm_zoo.registry import register_model
 
 
-
 class MGIMM(RegionVLM):
     """MGIMM: `<image>` expands to [global tokens ; 2 projected tokens per box], one shared projector.
 

@@ -1,5 +1,6 @@
 """Swappable blocks by role: encoders, extractors, projectors, LLMs."""
 
+from rsvlm_zoo.models.blocks.box_extractor import BoxRegionEncoder
 from rsvlm_zoo.models.blocks.encoders import ConvNeXtCLIPEncoder, VisionEncoder, ViTCLIPEncoder
 from rsvlm_zoo.models.blocks.llms import HFCausalLM
 from rsvlm_zoo.models.blocks.mask_extractor import MaskAwareExtractor
@@ -7,6 +8,7 @@ from rsvlm_zoo.models.blocks.projectors import MLPProjector
 from rsvlm_zoo.models.blocks.regions import RegionBatch, RegionExtractor
 
 __all__ = [
+    "BoxRegionEncoder",
     "ConvNeXtCLIPEncoder",
     "HFCausalLM",
     "MLPProjector",

@@ -1,0 +1,126 @@
+"""Boxes written as text in instructions: GeoChat's 0-100 grid, 0-1000 grid, unit floats, pixels."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rsvlm_zoo.data.schema import DataFormatError
+
+Box = tuple[float, float, float, float]
+_NUM = r"-?\d+(?:\.\d+)?"
+# GeoChat: {<x1><y1><x2><y2>|<θ>} with the angle part optional.
+_GRID100 = re.compile(rf"\{{<({_NUM})><({_NUM})><({_NUM})><({_NUM})>(?:\|<({_NUM})>)?\}}")
+# Bracketed lists: [a, b, c, d] or [a, b, c, d, θ].
+_BRACKET = re.compile(rf"\[\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*(?:,\s*({_NUM})\s*)?\]")
+
+CONVENTIONS = {
+    # name: (pattern, scale or None for pixels, integer values, xywh order)
+    "grid100": (_GRID100, 100.0, True, False),
+    "grid1000": (_BRACKET, 1000.0, True, False),
+    "unit": (_BRACKET, 1.0, False, False),
+    "pixel_xyxy": (_BRACKET, None, False, False),
+    "pixel_xywh": (_BRACKET, None, False, True),
+}
+
+
+@dataclass(frozen=True)
+class BoxMatch:
+    """One box found in text, in the convention's own units.
+
+    Attributes:
+        start: Offset of the first character of the box text.
+        end: Offset one past its last character.
+        text: The matched text.
+        values: The four numbers as written.
+        angle: The angle in degrees when written, else None.
+    """
+
+    start: int
+    end: int
+    text: str
+    values: tuple[float, float, float, float]
+    angle: float | None
+
+
+class BoxCodec:
+    """Write and parse boxes in instruction text for one named convention.
+
+    Conventions and their text forms:
+        - `grid100`: GeoChat's `{<x1><y1><x2><y2>|<θ>}` (or `{<x1><y1><x2><y2>}` without angle); integer
+          corners on a 0-100 grid over width and height, θ in degrees.
+        - `grid1000`: `[x1, y1, x2, y2]` (or `[x1, y1, x2, y2, θ]`), integers on a 0-1000 grid.
+        - `unit`: `[x1, y1, x2, y2]` floats in [0, 1] written with 3 decimals.
+        - `pixel_xyxy`: `[x1, y1, x2, y2]` pixel corners (integers when whole, else 1 decimal).
+        - `pixel_xywh`: `[x, y, w, h]` in pixels.
+
+    Boxes passed to `encode` and returned by `decode` are always (x1, y1, x2, y2) pixels.
+    Grid conventions quantise: a round trip is exact to within half a grid cell (W/200 for grid100).
+    """
+
+    def __init__(self, convention: str = "grid100") -> None:
+        if convention not in CONVENTIONS:
+            raise ValueError(f"unknown box convention {convention!r}; known: {', '.join(CONVENTIONS)}")
+        self.convention = convention
+        self.pattern, self.scale, self.integer, self.xywh = CONVENTIONS[convention]
+
+    def _fmt(self, value: float) -> str:
+        if self.integer:
+            return str(int(round(value)))
+        if self.scale == 1.0:
+            return f"{value:.3f}"
+        return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
+
+    def encode(self, box: Box, width: int, height: int, angle: float | None = None) -> str:
+        """Text for one (x1, y1, x2, y2) pixel box of an image of `width` x `height` pixels."""
+        x1, y1, x2, y2 = (float(v) for v in box)
+        if self.scale is not None:
+            sx, sy = self.scale / width, self.scale / height
+            vals = [min(max(v, 0.0), self.scale) for v in (x1 * sx, y1 * sy, x2 * sx, y2 * sy)]
+        else:
+            vals = [x1, y1, x2 - x1, y2 - y1] if self.xywh else [x1, y1, x2, y2]
+        if self.pattern is _GRID100:
+            body = "".join(f"<{self._fmt(v)}>" for v in vals)
+            return "{" + body + (f"|<{int(round(angle))}>" if angle is not None else "") + "}"
+        parts = [self._fmt(v) for v in vals]
+        if angle is not None:
+            parts.append(str(int(round(angle))) if float(angle).is_integer() else f"{angle:.1f}")
+        return "[" + ", ".join(parts) + "]"
+
+    def find_all(self, text: str) -> list[BoxMatch]:
+        """Every box written in `text` in this convention, in order (values in the convention's units)."""
+        out = []
+        for m in self.pattern.finditer(text):
+            values = tuple(float(m.group(k)) for k in range(1, 5))
+            angle = float(m.group(5)) if m.group(5) is not None else None
+            out.append(BoxMatch(m.start(), m.end(), m.group(0), values, angle))  # type: ignore[arg-type]
+        return out
+
+    def to_pixels(self, match: BoxMatch, width: int, height: int) -> Box:
+        """Pixel (x1, y1, x2, y2) of a found box.
+
+        Raises:
+            DataFormatError: values outside the grid / unit range, or an inverted box.
+        """
+        a, b, c, d = match.values
+        if self.scale is not None:
+            if min(match.values) < 0 or max(match.values) > self.scale:
+                raise DataFormatError(
+                    f"box {match.text!r} has values outside 0..{self.scale:g} "
+                    f"for convention {self.convention}"
+                )
+            box = (
+                a / self.scale * width,
+                b / self.scale * height,
+                c / self.scale * width,
+                d / self.scale * height,
+            )
+        else:
+            box = (a, b, a + c, b + d) if self.xywh else (a, b, c, d)
+        if box[2] < box[0] or box[3] < box[1]:
+            raise DataFormatError(f"box {match.text!r} is inverted (x2 < x1 or y2 < y1) in {self.convention}")
+        return box
+
+    def decode(self, text: str, width: int, height: int) -> list[tuple[Box, float | None]]:
+        """Every box in `text` as ((x1, y1, x2, y2) pixels, angle or None)."""
+        return [(self.to_pixels(m, width, height), m.angle) for m in self.find_all(text)]

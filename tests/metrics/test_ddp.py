@@ -1,0 +1,103 @@
+"""Under DDP (2 CPU processes, gloo, uneven shards) the metrics give exactly the single-process numbers."""
+
+from __future__ import annotations
+
+import pickle
+import random
+import socket
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from rsvlm_zoo.metrics import BLEU, CaptionMetrics, CIDEr, SemanticIoU
+
+WORLD_SIZE = 2
+SPLIT = 23  # rank 0 holds samples [0, 23), rank 1 the other 57: uneven shards
+
+
+def _corpus(n: int = 80) -> tuple[list[str], list[list[str]]]:
+    rng = random.Random(7)
+    vocab = "a an the plane planes runway green trees building buildings road river bridge many two , .".split()
+
+    def sentence(lo: int, hi: int) -> str:
+        return " ".join(rng.choices(vocab, k=rng.randint(lo, hi))).capitalize()
+
+    refs = [[sentence(3, 12) for _ in range(rng.randint(1, 5))] for _ in range(n)]
+    return [sentence(0, 14) for _ in range(n)], refs
+
+
+def _metrics() -> dict[str, torch.nn.Module]:
+    return {
+        "suite": CaptionMetrics(),
+        "bleu": BLEU(n=4, tokenizer="none"),
+        "cider": CIDEr(tokenizer="none"),
+        "siou": SemanticIoU(),
+    }
+
+
+def _results(metrics: dict) -> dict[str, float]:
+    out = {}
+    for name, metric in metrics.items():
+        value = metric.compute()
+        if isinstance(value, dict):
+            out.update({f"{name}/{k}": float(v) for k, v in value.items()})
+        else:
+            out[name] = float(value)
+    return out
+
+
+def _worker(rank: int, port: int, out_dir: str) -> None:
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE, timeout=timedelta(seconds=90)
+    )
+    try:
+        preds, refs = _corpus()
+        lo, hi = (0, SPLIT) if rank == 0 else (SPLIT, len(preds))
+        metrics = _metrics()
+        for start in range(lo, hi, 10):  # several batches per rank
+            stop = min(start + 10, hi)
+            for metric in metrics.values():
+                metric.update(preds[start:stop], refs[start:stop])
+        results = _results(metrics)
+        results["local_preds_after_compute"] = len(metrics["suite"].preds)
+        results["meteor_jvm_started"] = metrics["suite"]._meteor.running
+        metrics["suite"].close()
+        Path(out_dir, f"rank{rank}.pkl").write_bytes(pickle.dumps(results))
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_gloo_processes_with_uneven_shards_match_single_process(tmp_path):
+    context = mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD_SIZE, join=False)
+    deadline = time.monotonic() + 240
+    while not context.join(timeout=1):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.terminate()
+            raise AssertionError("DDP workers did not finish in time")
+
+    preds, refs = _corpus()
+    metrics = _metrics()
+    for metric in metrics.values():
+        metric.update(preds, refs)
+    expected = _results(metrics)
+    metrics["suite"].close()
+
+    rank0 = pickle.loads((tmp_path / "rank0.pkl").read_bytes())
+    rank1 = pickle.loads((tmp_path / "rank1.pkl").read_bytes())
+    for key, value in expected.items():
+        assert rank0[key] == value, (key, rank0[key], value)
+        assert rank1[key] == value, (key, rank1[key], value)
+    # states are back to the local shard after compute; only rank 0 ran the METEOR JVM
+    assert (rank0["local_preds_after_compute"], rank1["local_preds_after_compute"]) == (SPLIT, len(preds) - SPLIT)
+    assert rank0["meteor_jvm_started"] and not rank1["meteor_jvm_started"]
