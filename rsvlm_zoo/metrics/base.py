@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,6 +34,9 @@ def check_caption_inputs(preds: Sequence[str], target: Sequence[Sequence[str] | 
     return refs
 
 
+_INSTANCES = itertools.count()
+
+
 def _dist_group_size(group: Any) -> int:
     if not (dist.is_available() and dist.is_initialized()):
         return 1
@@ -58,6 +62,9 @@ class CaptionStateMetric(Metric):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        # First state, distinct per instance: `MetricCollection` compares states to build compute groups and
+        # cannot compare strings; this tensor makes it stop (not grouped) before reaching them.
+        self.add_state("instance_key", default=torch.tensor(next(_INSTANCES)), dist_reduce_fx="max")
         self.add_state("preds", default=[], dist_reduce_fx=None)
         self.add_state("target", default=[], dist_reduce_fx=None)
 
@@ -68,6 +75,10 @@ class CaptionStateMetric(Metric):
         self.target.extend(refs)
         self._on_update()
 
+    def __hash__(self) -> int:
+        """Identity hash (the default one hashes the states, and reference lists are unhashable)."""
+        return hash((type(self).__name__, id(self)))
+
     def _on_update(self) -> None:
         """Hook run after each update (e.g. to start a JVM early)."""
 
@@ -76,7 +87,7 @@ class CaptionStateMetric(Metric):
         return super()._apply(fn, exclude_state=(*exclude_state, *self._string_states))
 
     def _sync_dist(self, dist_sync_fn: Callable | None = None, process_group: Any | None = None) -> None:
-        """Gather the string states of every rank (rank order), instead of tensor all-gathers."""
+        """Gather the string states of every rank (rank order) with `all_gather_object`."""
         group = process_group or self.process_group
         world_size = dist.get_world_size(group)
         for name in self._string_states:

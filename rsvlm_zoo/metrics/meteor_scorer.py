@@ -120,7 +120,8 @@ class MeteorScorer:
             stats = self._exchange(lines, len(lines))
         for i, line in enumerate(stats):
             if len(line.split()) != STATS_LENGTH:
-                raise RuntimeError(f"METEOR could not score segment {i} ({lines[i][:200]!r}): {line}")
+                tail = self._jvm.stderr_tail()
+                raise RuntimeError(f"METEOR could not score segment {i} ({lines[i][:200]!r}): {line}\n{tail}")
         return stats
 
     def corpus_score(self, hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> float:

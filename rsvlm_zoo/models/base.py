@@ -79,6 +79,9 @@ class RegionVLM(L.LightningModule):
             ("llm",) if train_llm and "llm" not in self.STAGES[stage] else ()
         )
         self.trainable_blocks = self.STAGES[stage] + extra
+        if isinstance(lora, dict):
+            lora = LoraSettings(**lora)
+            self.hparams.lora = lora
         if init_checkpoint:
             load_stage_checkpoint(self, init_checkpoint)
         if lora is not None and "llm" in self.trainable_blocks:
