@@ -20,16 +20,26 @@ def write_osprey(tmp_path):
     rle = mask_utils.encode(m)
     rle["counts"] = rle["counts"].decode("ascii")
     records = [
-        {"file_name": "a.png", "height": 60, "width": 80,
-         "annotation": [{"segmentation": [[10, 10, 40, 10, 40, 30, 10, 30]], "bbox": [10, 10, 30, 20]}],
-         "conversations": [
-             {"from": "human", "value": "<image>\nThis provides an overview of the picture.\nWhat is <mask><pos>?"},
-             {"from": "gpt", "value": "a red car"}]},
-        {"file_name": "b.jpg", "height": 90, "width": 70,
-         "annotation": [{"segmentation": rle, "bbox": [5, 10, 20, 20]}],
-         "conversations": [
-             {"from": "human", "value": "<image>\nPlease give me a short description of <mask><pos>."},
-             {"from": "gpt", "value": "a white building"}]},
+        {
+            "file_name": "a.png",
+            "height": 60,
+            "width": 80,
+            "annotation": [{"segmentation": [[10, 10, 40, 10, 40, 30, 10, 30]], "bbox": [10, 10, 30, 20]}],
+            "conversations": [
+                {"from": "human", "value": "<image>\nThis provides an overview of the picture.\nWhat is <mask><pos>?"},
+                {"from": "gpt", "value": "a red car"},
+            ],
+        },
+        {
+            "file_name": "b.jpg",
+            "height": 90,
+            "width": 70,
+            "annotation": [{"segmentation": rle, "bbox": [5, 10, 20, 20]}],
+            "conversations": [
+                {"from": "human", "value": "<image>\nPlease give me a short description of <mask><pos>."},
+                {"from": "gpt", "value": "a white building"},
+            ],
+        },
     ]
     path = tmp_path / "osprey.json"
     path.write_text(json.dumps(records))
@@ -68,8 +78,9 @@ def test_bad_samples_are_skipped_and_counted_when_asked(tmp_path, tiny_aquila):
 
 
 def test_eval_loaders_include_the_shuffled_mask_control(tiny_aquila):
-    dm = RegionDataModule(val=SyntheticSource(3, seed=1, one_question_per_sample=True), eval_batch_size=64,
-                          mask_control=True)
+    dm = RegionDataModule(
+        val=SyntheticSource(3, seed=1, one_question_per_sample=True), eval_batch_size=64, mask_control=True
+    )
     dm.attach(tiny_aquila.input_spec())
     normal, control = (next(iter(loader)) for loader in dm.val_dataloader())
     assert normal["answers"] == control["answers"]

@@ -18,7 +18,9 @@ TRAINER = """
 trainer: {accelerator: cpu, fast_dev_run: 1, logger: false, enable_progress_bar: false}
 """
 
-MGIMM_ON_CONVNEXT = TRAINER + """
+MGIMM_ON_CONVNEXT = (
+    TRAINER
+    + """
 model:
   class_path: MGIMM
   init_args:
@@ -30,7 +32,9 @@ model:
       class_path: BoxRegionEncoder
       init_args: {in_channels: 48, dim: 48, depth: 1, num_heads: 2, mlp_dim: 32, feature_level: 2}
     projector: {class_path: MLPProjector, init_args: {in_dim: 48, out_dim: 32}}
-""" + LLM + """
+"""
+    + LLM
+    + """
 data:
   class_path: RegionDataModule
   init_args:
@@ -38,8 +42,11 @@ data:
     val: {class_path: SyntheticSource, init_args: {num_scenes: 2, side: 64, task: box_attributes}}
     batch_size: 2
 """
+)
 
-AQUILA_ON_VIT = TRAINER + """
+AQUILA_ON_VIT = (
+    TRAINER
+    + """
 model:
   class_path: AquilaPlus
   init_args:
@@ -51,7 +58,9 @@ model:
       class_path: MaskAwareExtractor
       init_args: {in_channels: [64], out_dim: 32, hidden_dim: 16, pos_size: 16, pos_hidden: 16}
     projector: {class_path: MLPProjector, init_args: {in_dim: 64, out_dim: 32}}
-""" + LLM + """
+"""
+    + LLM
+    + """
 data:
   class_path: RegionDataModule
   init_args:
@@ -59,6 +68,7 @@ data:
     val: {class_path: SyntheticSource, init_args: {num_scenes: 2, side: 64, one_question_per_sample: true}}
     batch_size: 2
 """
+)
 
 
 @pytest.mark.parametrize("recipe", [MGIMM_ON_CONVNEXT, AQUILA_ON_VIT], ids=["mgimm-convnext", "aquila-vit"])

@@ -84,6 +84,8 @@ class RegionVLM(L.LightningModule):
             self.hparams.lora = lora
         if init_checkpoint:
             load_stage_checkpoint(self, init_checkpoint)
+        if llm.quantized and "llm" in self.trainable_blocks and lora is None:
+            raise ValueError("a 4-bit LLM cannot be fine-tuned directly; set `lora` (QLoRA) or load_in_4bit: false")
         if lora is not None and "llm" in self.trainable_blocks:
             apply_lora(self.llm, lora)
         self._apply_freezing()
@@ -107,6 +109,15 @@ class RegionVLM(L.LightningModule):
             for pname, p in block.named_parameters():
                 p.requires_grad_(train and (name != "llm" or self.hparams.lora is None or "lora_" in pname))
         self.encoder.train(self.train_encoder)
+
+    def setup(self, stage: str) -> None:
+        """Refuse a 4-bit LLM under mixed precision, which would autocast around the quantised layers."""
+        precision = str(getattr(self.trainer, "precision", "32-true")) if self._trainer is not None else "32-true"
+        if self.llm.quantized and "mixed" in precision:
+            raise ValueError(
+                f"trainer.precision={precision!r} cannot be combined with a 4-bit LLM: the 4-bit layers compute in "
+                "llm.compute_dtype already. Use trainer.precision=bf16-true (GPU) or 32-true (CPU)"
+            )
 
     def train(self, mode: bool = True) -> RegionVLM:
         """Switch mode but keep a frozen encoder in eval mode (no dropout, frozen norms)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
 from rsvlm_zoo.models.blocks.llms import HFCausalLM
 
@@ -47,4 +47,6 @@ def apply_lora(llm: HFCausalLM, settings: LoraSettings) -> None:
         bias="none",
         task_type="CAUSAL_LM",
     )
+    if llm.quantized:  # upcasts norms and enables input grads; on the LLM alone, never the vision blocks
+        llm.model = prepare_model_for_kbit_training(llm.model, use_gradient_checkpointing=llm.gradient_checkpointing)
     llm.model = get_peft_model(llm.model, config)

@@ -47,7 +47,9 @@ def test_region_tokens_go_through_the_shared_projector(tiny_mgimm):
     assert seen[1][-2:] == (2, 64)  # region tokens, same projector
 
 
-@pytest.mark.parametrize(("stage", "trained"), [(1, {"extractor", "projector"}), (2, {"extractor", "projector", "llm"})])
+@pytest.mark.parametrize(
+    ("stage", "trained"), [(1, {"extractor", "projector"}), (2, {"extractor", "projector", "llm"})]
+)
 def test_stage_freezing(stage, trained):
     model = build_model("mgimm_tiny", stage=stage, lora=None)
     assert {k for k, v in model.num_parameters(trainable_only=True).items() if v} == trained
@@ -70,8 +72,9 @@ def test_stage2_starts_from_stage1_weights(tmp_path, tiny_mgimm):
         tiny_mgimm.projector.net[0].weight.fill_(0.123)
         tiny_mgimm.extractor.corner_embed.fill_(0.456)
     torch.save({"state_dict": tiny_mgimm.state_dict()}, tmp_path / "stage1.ckpt")
-    stage2 = build_model("mgimm_tiny", stage=2, init_checkpoint=str(tmp_path / "stage1.ckpt"),
-                         lora={"r": 4, "alpha": 8})
+    stage2 = build_model(
+        "mgimm_tiny", stage=2, init_checkpoint=str(tmp_path / "stage1.ckpt"), lora={"r": 4, "alpha": 8}
+    )
     assert torch.all(stage2.projector.net[0].weight == 0.123)
     assert torch.all(stage2.extractor.corner_embed == 0.456)
     with pytest.raises(FileNotFoundError, match="init_checkpoint"):

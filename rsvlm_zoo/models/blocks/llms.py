@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    BitsAndBytesConfig,
+    PreTrainedTokenizerBase,
+)
 
 from rsvlm_zoo.pretrained import resolve_hf_model_dir
 from rsvlm_zoo.tokenizer import IMAGE_TOKEN, REGION_TOKENS, build_tiny_tokenizer
@@ -16,6 +23,23 @@ from rsvlm_zoo.tokenizer import IMAGE_TOKEN, REGION_TOKENS, build_tiny_tokenizer
 log = logging.getLogger(__name__)
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def nf4_config(compute_dtype: torch.dtype) -> BitsAndBytesConfig:
+    """QLoRA's quantisation: 4-bit NF4 weights, double-quantised constants."""
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute_dtype,
+    )
+
+
+def quantize_random_model(model: nn.Module, quant: BitsAndBytesConfig) -> nn.Module:
+    """Quantise a model built from a config by the same path real weights take (save, reload quantised)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(tmp)
+        return AutoModelForCausalLM.from_pretrained(tmp, quantization_config=quant, local_files_only=True)
 
 
 class HFCausalLM(nn.Module):
@@ -31,6 +55,9 @@ class HFCausalLM(nn.Module):
             None takes the tokenizer of `name_or_path`.
         torch_dtype: Weight dtype when loading ("float32", "bfloat16", "float16").
         gradient_checkpointing: Recompute activations in backward to save memory.
+        load_in_4bit: QLoRA: quantise the LLM's linear layers to 4-bit NF4 with double quantisation
+            (bitsandbytes; runs on CPU and GPU). Train it through LoRA adapters.
+        compute_dtype: Dtype the 4-bit layers compute in ("bfloat16" on GPUs, "float32" is exact on CPU).
     """
 
     def __init__(
@@ -41,17 +68,26 @@ class HFCausalLM(nn.Module):
         tokenizer: str | None = None,
         torch_dtype: str = "float32",
         gradient_checkpointing: bool = False,
+        load_in_4bit: bool = False,
+        compute_dtype: str = "bfloat16",
     ) -> None:
         super().__init__()
         if torch_dtype not in _DTYPES:
             raise ValueError(f"torch_dtype must be one of {sorted(_DTYPES)}, got {torch_dtype!r}")
+        if compute_dtype not in _DTYPES:
+            raise ValueError(f"compute_dtype must be one of {sorted(_DTYPES)}, got {compute_dtype!r}")
         dtype = _DTYPES[torch_dtype]
+        quant = nf4_config(_DTYPES[compute_dtype]) if load_in_4bit else None
+        self.quantized = load_in_4bit
+        self.gradient_checkpointing = gradient_checkpointing
         self.tokenizer = self._load_tokenizer(name_or_path, tokenizer)
         if pretrained:
             if not name_or_path:
                 raise ValueError("HFCausalLM(pretrained=True) needs name_or_path (a local dir or a cached HF id)")
             model_dir = resolve_hf_model_dir(name_or_path)
-            self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, local_files_only=True)
+            self.model = AutoModelForCausalLM.from_pretrained(
+                model_dir, dtype=dtype, local_files_only=True, quantization_config=quant
+            )
         else:
             if config is None:
                 raise ValueError("HFCausalLM needs either pretrained=True with name_or_path, or an architecture config")
@@ -60,6 +96,8 @@ class HFCausalLM(nn.Module):
             cfg.setdefault("vocab_size", len(self.tokenizer))
             hf_config = AutoConfig.for_model(model_type, **cfg)
             self.model = AutoModelForCausalLM.from_config(hf_config, dtype=dtype)
+            if quant is not None:
+                self.model = quantize_random_model(self.model, quant)
         self._fit_embeddings_to_tokenizer()
         if gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

@@ -1,0 +1,55 @@
+import pytest
+import torch
+
+from rsvlm_zoo import build_model
+from rsvlm_zoo.models.lora import LoraSettings
+from tests.models.test_aquila_plus import train_batch
+
+
+def qlora_model():
+    torch.manual_seed(0)
+    return build_model(
+        "aquila_plus_tiny", llm={"load_in_4bit": True, "compute_dtype": "float32"}, lora=LoraSettings(r=8, alpha=16)
+    )
+
+
+def test_4bit_llm_with_lora_trains_only_intended_parameters():
+    import bitsandbytes as bnb
+
+    model = qlora_model()
+    linear4 = [m for m in model.llm.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert linear4, "the LLM's projections are 4-bit"
+    assert not any(isinstance(m, bnb.nn.Linear4bit) for m in model.extractor.modules())
+    assert model.extractor.mask_proj.weight.dtype == torch.float32
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert all("lora_" in n for n in trainable if n.startswith("llm."))
+    assert not any(n.startswith("encoder.") for n in trainable)
+    batch = train_batch(model, n=4)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    losses = []
+    for _ in range(12):
+        opt.zero_grad()
+        loss = model(batch)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 1.0 and losses == sorted(losses, reverse=True), losses
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])}
+    assert changed and changed <= trainable
+    assert any("lora_" in n for n in changed) and any(n.startswith("extractor.") for n in changed)
+
+
+def test_4bit_without_lora_is_refused():
+    with pytest.raises(ValueError, match="4-bit LLM cannot be fine-tuned directly"):
+        build_model("aquila_plus_tiny", llm={"load_in_4bit": True, "compute_dtype": "float32"})
+
+
+def test_mixed_precision_with_4bit_is_refused(tmp_path):
+    import lightning as L
+
+    model = qlora_model()
+    trainer = L.Trainer(accelerator="cpu", precision="bf16-mixed", logger=False, default_root_dir=tmp_path)
+    model.trainer = trainer
+    with pytest.raises(ValueError, match="bf16-mixed.*4-bit"):
+        model.setup("fit")
