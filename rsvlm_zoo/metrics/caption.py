@@ -35,9 +35,7 @@ class _CocoCaptionMetric(CaptionStateMetric):
         if not self.preds:
             return {}
         kwargs = {"bleu_n": None, "rouge": False, "cider": False, **self._suite_kwargs()}
-        return self._compute_once(
-            lambda: score_captions(self.preds, self.target, tokenizer=self.tokenizer, **kwargs)
-        )
+        return self._compute_once(lambda: score_captions(self.preds, self.target, tokenizer=self.tokenizer, **kwargs))
 
     def compute(self) -> torch.Tensor:
         """Corpus score over everything seen since the last reset (0 when nothing was seen)."""
@@ -128,9 +126,7 @@ class METEOR(_MeteorMixin, _CocoCaptionMetric):
 
     _key = "METEOR"
 
-    def __init__(
-        self, tokenizer: str = "ptb", prewarm: bool = True, max_heap: str = "2G", **kwargs: Any
-    ) -> None:
+    def __init__(self, tokenizer: str = "ptb", prewarm: bool = True, max_heap: str = "2G", **kwargs: Any) -> None:
         super().__init__(tokenizer=tokenizer, **kwargs)
         find_java()
         self.prewarm = prewarm

@@ -57,9 +57,7 @@ def load_references(path: str | Path, split: str = "test") -> References:
     refs = References()
     if isinstance(data, dict) and isinstance(data.get("annotations"), list):
         refs.kind = "coco"
-        names = {
-            img.get("id"): img.get("file_name") for img in data.get("images", []) if isinstance(img, dict)
-        }
+        names = {img.get("id"): img.get("file_name") for img in data.get("images", []) if isinstance(img, dict)}
         grouped: dict[Any, list[str]] = {}
         for i, ann in enumerate(data["annotations"]):
             if not isinstance(ann, dict) or "image_id" not in ann or not isinstance(ann.get("caption"), str):
@@ -76,9 +74,7 @@ def load_references(path: str | Path, split: str = "test") -> References:
             refs.add(img.get("imgid", img.get("id")), img.get("filename"), captions)
         if not refs.captions:
             splits = sorted({str(img.get("split")) for img in data["images"]})
-            raise CaptionDataError(
-                f"{path}: no image in split {split!r}; splits present: {', '.join(splits)}"
-            )
+            raise CaptionDataError(f"{path}: no image in split {split!r}; splits present: {', '.join(splits)}")
     else:
         raise CaptionDataError(
             f"{path}: not a COCO caption file (`annotations`) nor a Karpathy file (`images[].sentences`)"
@@ -119,9 +115,7 @@ def load_predictions(path: str | Path) -> list[tuple[int, Any, str]]:
             raise CaptionDataError(f"{path}:{number}: no image id (expected one of {', '.join(ID_KEYS)})")
         caption = next((record[k] for k in CAPTION_KEYS if k in record), None)
         if not isinstance(caption, str):
-            raise CaptionDataError(
-                f"{path}:{number}: no caption string (expected one of {', '.join(CAPTION_KEYS)})"
-            )
+            raise CaptionDataError(f"{path}:{number}: no caption string (expected one of {', '.join(CAPTION_KEYS)})")
         out.append((number, image_id, caption))
     return out
 

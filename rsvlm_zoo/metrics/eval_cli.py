@@ -49,16 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Score caption predictions with BLEU-1..4, METEOR, ROUGE-L, CIDEr-D (and SPICE), "
         "numbers identical to coco-caption (pycocoevalcap).",
     )
-    parser.add_argument(
-        "--predictions", required=True, type=Path, help="JSON Lines: {image_id, caption} per line"
-    )
+    parser.add_argument("--predictions", required=True, type=Path, help="JSON Lines: {image_id, caption} per line")
     parser.add_argument("--references", required=True, type=Path, help="COCO caption JSON or Karpathy JSON")
     parser.add_argument("--output", type=Path, default=Path("metrics.json"), help="metrics JSON to write")
     parser.add_argument("--split", default="test", help="Karpathy split to use ('all': every image)")
     parser.add_argument("--spice", action="store_true", help="also compute SPICE (needs CoreNLP 3.6.0 jars)")
-    parser.add_argument(
-        "--corenlp-dir", type=Path, default=None, help=f"CoreNLP jars folder (or ${SPICE_ENV})"
-    )
+    parser.add_argument("--corenlp-dir", type=Path, default=None, help=f"CoreNLP jars folder (or ${SPICE_ENV})")
     parser.add_argument("--no-meteor", action="store_true", help="skip METEOR")
     parser.add_argument("--tokenizer", choices=("ptb", "none"), default="ptb", help="ptb: as coco-caption")
     return parser
@@ -80,9 +76,7 @@ def eval_main(argv: list[str] | None = None) -> int:
 
     try:
         refs = load_references(args.references, split=args.split)
-        preds, target = match_predictions(
-            load_predictions(args.predictions), refs, args.predictions, args.split
-        )
+        preds, target = match_predictions(load_predictions(args.predictions), refs, args.predictions, args.split)
         metric = CaptionMetrics(
             meteor=not args.no_meteor,
             spice=args.spice,

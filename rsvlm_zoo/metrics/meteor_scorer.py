@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from rsvlm_zoo.metrics.java import FAST_JIT, JvmProcess, pycocoevalcap_dir
+from rsvlm_zoo.metrics.java import METEOR_JVM_ARGS, JvmProcess, pycocoevalcap_dir
 
 METEOR_JAR = "meteor-1.5.jar"
 STATS_LENGTH = 23  # 4 lengths, 4 stages x 4 match counts, chunks, 2 word-match counts
@@ -56,10 +56,10 @@ class MeteorScorer:
 
     Args:
         max_heap: the JVM's `-Xmx` (pycocoevalcap uses 2G).
-        jvm_args: extra JVM options (default: C1 JIT only, faster here, same numbers).
+        jvm_args: extra JVM options (default: C1 JIT only and the parallel collector: faster, same numbers).
     """
 
-    def __init__(self, max_heap: str = "2G", jvm_args: Sequence[str] = FAST_JIT) -> None:
+    def __init__(self, max_heap: str = "2G", jvm_args: Sequence[str] = METEOR_JVM_ARGS) -> None:
         jar = meteor_jar()
         args = [f"-Xmx{max_heap}", *jvm_args, "-jar", jar, "-", "-", "-stdio", "-l", "en", "-norm"]
         self._jvm = JvmProcess(args, cwd=str(pycocoevalcap_dir() / "meteor"))

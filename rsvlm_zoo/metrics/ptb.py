@@ -46,7 +46,14 @@ def ptb_tokenize(sentences: list[str]) -> list[str]:
     if not sentences:
         return []
     text = "\n".join(_LINE_BREAKS.sub(" ", s) for s in sentences) + "\n"
-    args = [*FAST_JIT, "-cp", ptb_jar(), "edu.stanford.nlp.process.PTBTokenizer", "-preserveLines", "-lowerCase"]
+    args = [
+        *FAST_JIT,
+        "-cp",
+        ptb_jar(),
+        "edu.stanford.nlp.process.PTBTokenizer",
+        "-preserveLines",
+        "-lowerCase",
+    ]
     out = run_java(args, input_bytes=text.encode("utf-8")).decode("utf-8")
     lines = out.split("\n")
     if len(lines) < len(sentences) or any(lines[len(sentences) :]):

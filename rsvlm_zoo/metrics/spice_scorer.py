@@ -79,15 +79,10 @@ def spice_scores(
     if not hyps:
         return 0.0, []
     jar_dir = spice_dir()
-    classpath = os.pathsep.join(
-        [str(jar_dir / "spice-1.0.jar"), *(str(folder / name) for name in CORENLP_JARS)]
-    )
+    classpath = os.pathsep.join([str(jar_dir / "spice-1.0.jar"), *(str(folder / name) for name in CORENLP_JARS)])
     with tempfile.TemporaryDirectory(prefix="rsvlm_spice_") as tmp:
         in_file, out_file = Path(tmp) / "input.json", Path(tmp) / "output.json"
-        data = [
-            {"image_id": i, "test": h, "refs": list(r)}
-            for i, (h, r) in enumerate(zip(hyps, refs, strict=True))
-        ]
+        data = [{"image_id": i, "test": h, "refs": list(r)} for i, (h, r) in enumerate(zip(hyps, refs, strict=True))]
         in_file.write_text(json.dumps(data), encoding="utf-8")
         args = [f"-Xmx{max_heap}", "-cp", classpath, "edu.anu.spice.SpiceScorer", str(in_file)]
         if cache_dir is not None:

@@ -1,4 +1,4 @@
-"""pycocoevalcap's own path (PTBTokenizer, Bleu, Meteor, Rouge, Cider), the reference the metrics must match."""
+"""pycocoevalcap's own path (PTBTokenizer, Bleu, Meteor, Rouge, Cider): what the metrics must match."""
 
 from __future__ import annotations
 
@@ -57,5 +57,3 @@ def assert_matches(ours: dict, ref: dict, tol: float = 1e-9) -> None:
             assert got == value, (key, got, value)
         else:
             assert abs(got - value) <= tol, (key, got, value)
-
-

@@ -14,6 +14,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from rsvlm_zoo.metrics import BLEU, CaptionMetrics, CIDEr, SemanticIoU
+from rsvlm_zoo.metrics.suite import tokenize_corpus
 
 WORLD_SIZE = 2
 SPLIT = 23  # rank 0 holds samples [0, 23), rank 1 the other 57: uneven shards
@@ -30,9 +31,9 @@ def _corpus(n: int = 80) -> tuple[list[str], list[list[str]]]:
     return [sentence(0, 14) for _ in range(n)], refs
 
 
-def _metrics() -> dict[str, torch.nn.Module]:
+def _metrics(meteor: bool = True) -> dict[str, torch.nn.Module]:
     return {
-        "suite": CaptionMetrics(),
+        "suite": CaptionMetrics(meteor=meteor),
         "bleu": BLEU(n=4, tokenizer="none"),
         "cider": CIDEr(tokenizer="none"),
         "siou": SemanticIoU(),
@@ -52,7 +53,11 @@ def _results(metrics: dict) -> dict[str, float]:
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
     dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE, timeout=timedelta(seconds=90)
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=WORLD_SIZE,
+        timeout=timedelta(seconds=90),
     )
     try:
         preds, refs = _corpus()
@@ -65,6 +70,9 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         results = _results(metrics)
         results["local_preds_after_compute"] = len(metrics["suite"].preds)
         results["meteor_jvm_started"] = metrics["suite"]._meteor.running
+        if rank == 0:  # single-process METEOR of the whole corpus, with the same JVM
+            hyps, refs_tok = tokenize_corpus(preds, refs, "ptb")
+            results["single_process_meteor"] = metrics["suite"]._meteor.corpus_score(hyps, refs_tok)
         metrics["suite"].close()
         Path(out_dir, f"rank{rank}.pkl").write_bytes(pickle.dumps(results))
     finally:
@@ -79,6 +87,11 @@ def _free_port() -> int:
 
 def test_two_gloo_processes_with_uneven_shards_match_single_process(tmp_path):
     context = mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD_SIZE, join=False)
+    preds, refs = _corpus()  # the single-process numbers, computed while the workers run
+    metrics = _metrics(meteor=False)
+    for metric in metrics.values():
+        metric.update(preds, refs)
+    expected = _results(metrics)
     deadline = time.monotonic() + 240
     while not context.join(timeout=1):
         if time.monotonic() > deadline:
@@ -86,18 +99,15 @@ def test_two_gloo_processes_with_uneven_shards_match_single_process(tmp_path):
                 process.terminate()
             raise AssertionError("DDP workers did not finish in time")
 
-    preds, refs = _corpus()
-    metrics = _metrics()
-    for metric in metrics.values():
-        metric.update(preds, refs)
-    expected = _results(metrics)
-    metrics["suite"].close()
-
     rank0 = pickle.loads((tmp_path / "rank0.pkl").read_bytes())
     rank1 = pickle.loads((tmp_path / "rank1.pkl").read_bytes())
+    expected["suite/METEOR"] = rank0["single_process_meteor"]
     for key, value in expected.items():
         assert rank0[key] == value, (key, rank0[key], value)
         assert rank1[key] == value, (key, rank1[key], value)
     # states are back to the local shard after compute; only rank 0 ran the METEOR JVM
-    assert (rank0["local_preds_after_compute"], rank1["local_preds_after_compute"]) == (SPLIT, len(preds) - SPLIT)
+    assert (rank0["local_preds_after_compute"], rank1["local_preds_after_compute"]) == (
+        SPLIT,
+        len(preds) - SPLIT,
+    )
     assert rank0["meteor_jvm_started"] and not rank1["meteor_jvm_started"]

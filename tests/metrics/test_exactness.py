@@ -53,7 +53,10 @@ def test_rsicd_test_split_matches_pycocoevalcap(ours, pyco):
 EDGE_CASES = {
     "empty_prediction": (
         ["", "a plane is parked at the airport"],
-        [["many buildings and green trees", "buildings near trees"], ["a plane parked at an airport", "planes"]],
+        [
+            ["many buildings and green trees", "buildings near trees"],
+            ["a plane parked at an airport", "planes"],
+        ],
     ),
     "prediction_longer_than_all_references": (
         [
@@ -63,7 +66,10 @@ EDGE_CASES = {
         ],
         [["a residential area", "dense houses"], ["a bridge over a river", "the bridge"]],
     ),
-    "single_image": (["two planes on the runway ."], [["Two planes are on the runway.", "a runway with planes"]]),
+    "single_image": (
+        ["two planes on the runway ."],
+        [["Two planes are on the runway.", "a runway with planes"]],
+    ),
     "unicode": (
         ["Café naïve — “quoted” 北京 façade, résumé", "ünïcödé straße"],
         [["cafe naive quoted beijing", "Café in 北京"], ["Straße with ünïcödé", "a street"]],
@@ -97,7 +103,11 @@ def test_pretokenized_text_without_java_matches_pycocoevalcap_scorers():
     preds = [" ".join(rng.choices(vocab, k=rng.randint(0, 14))) for _ in range(60)]
     gts = dict(enumerate(refs))
     res = {i: [p] for i, p in enumerate(preds)}
-    metrics = {"bleu": BLEU(n=4, tokenizer="none"), "cider": CIDEr(tokenizer="none"), "rouge": ROUGEL(tokenizer="none")}
+    metrics = {
+        "bleu": BLEU(n=4, tokenizer="none"),
+        "cider": CIDEr(tokenizer="none"),
+        "rouge": ROUGEL(tokenizer="none"),
+    }
     for m in metrics.values():
         m.update(preds, refs)
     assert abs(float(metrics["bleu"].compute()) - Bleu(4).compute_score(gts, res, verbose=0)[0][3]) <= 1e-12

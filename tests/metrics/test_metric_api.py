@@ -1,4 +1,4 @@
-"""torchmetrics conventions, Lightning use, and the clear errors for missing Java, CoreNLP jars and bad input."""
+"""torchmetrics conventions, Lightning use, clear errors for missing Java, CoreNLP jars and bad input."""
 
 from __future__ import annotations
 
@@ -9,8 +9,16 @@ import pytest
 import torch
 from torchmetrics import MetricCollection
 
-from rsvlm_zoo.metrics import BLEU, CIDEr, METEOR, ROUGEL, SPICE, CaptionMetrics, JavaNotFoundError
-from rsvlm_zoo.metrics import SpiceModelsNotFoundError
+from rsvlm_zoo.metrics import (
+    BLEU,
+    METEOR,
+    ROUGEL,
+    SPICE,
+    CaptionMetrics,
+    CIDEr,
+    JavaNotFoundError,
+    SpiceModelsNotFoundError,
+)
 from rsvlm_zoo.metrics.meteor_scorer import MeteorScorer
 from rsvlm_zoo.metrics.ptb import ptb_tokenize
 from rsvlm_zoo.metrics.spice_scorer import CORENLP_JARS, SPICE_ENV
@@ -107,8 +115,12 @@ def test_lightning_validation_logs_the_metrics(tmp_path):
             self.suite.reset()
 
     trainer = L.Trainer(
-        accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=tmp_path,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
     )
     loader = torch.utils.data.DataLoader(torch.zeros(3, 1), batch_size=1)
     (logged,) = trainer.validate(Module(), loader, verbose=False)
@@ -159,4 +171,9 @@ def test_spice_with_a_corenlp_folder_runs_the_jar_from_there(tmp_path):
 
 
 def test_ptb_tokenizer_keeps_one_line_per_caption():
-    assert ptb_tokenize(["A\rb", "c\u2028dog.", "", "(Hello), World!"]) == ["a b", "c dog", "", "-lrb- hello -rrb- world"]
+    assert ptb_tokenize(["A\rb", "c\u2028dog.", "", "(Hello), World!"]) == [
+        "a b",
+        "c dog",
+        "",
+        "-lrb- hello -rrb- world",
+    ]
