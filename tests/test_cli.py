@@ -72,3 +72,26 @@ def test_python_dash_m_runs_the_cli():
     )
     assert out.returncode == 0, out.stderr
     assert "--model" in out.stdout
+
+
+@pytest.mark.parametrize("recipe", ["aquila_plus.yaml", "mgimm.yaml"])
+def test_full_size_recipe_fails_fast_without_local_weights(recipe, tmp_path):
+    """Without local weights the command stops at once, naming where it looked and the override that fixes it."""
+    import os
+    import time
+
+    env = {**os.environ, "HF_HOME": str(tmp_path / "empty_cache"), "HF_HUB_OFFLINE": "1"}
+    start = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, "-m", "rsvlm_zoo", "fit", "-c", str(RECIPES / recipe), "--trainer.accelerator", "cpu"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert out.returncode != 0
+    assert time.monotonic() - start < 120
+    message = out.stderr + out.stdout
+    assert "no local weights for" in message
+    assert str(tmp_path / "empty_cache") in message
+    assert "--model.init_args.encoder.init_args.weights" in message

@@ -106,8 +106,7 @@ class BoxCodec:
         if self.scale is not None:
             if min(match.values) < 0 or max(match.values) > self.scale:
                 raise DataFormatError(
-                    f"box {match.text!r} has values outside 0..{self.scale:g} "
-                    f"for convention {self.convention}"
+                    f"box {match.text!r} has values outside 0..{self.scale:g} for convention {self.convention}"
                 )
             box = (
                 a / self.scale * width,

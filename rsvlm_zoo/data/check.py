@@ -83,9 +83,7 @@ class CheckReport:
             ("images", str(self.images), ""),
             ("regions", str(self.regions), ""),
         ]
-        rows += [
-            (f"split {k}", str(v), "") for k, v in sorted(self.splits.items(), key=lambda kv: str(kv[0]))
-        ]
+        rows += [(f"split {k}", str(v), "") for k, v in sorted(self.splits.items(), key=lambda kv: str(kv[0]))]
         cats = self.categories.most_common()
         rows += [(f"category {k}", str(v), "") for k, v in cats[:MAX_CATEGORIES]]
         if len(cats) > MAX_CATEGORIES:
@@ -117,9 +115,7 @@ def check_image(path: Path) -> tuple[int, int]:
             im.verify()
     except Exception as err:  # noqa: BLE001 - PIL raises many types for broken files
         if path.suffix.lower() not in (".tif", ".tiff"):  # multiband TIFFs PIL cannot parse are fine
-            raise ImageReadError(
-                f"{path}: image fails verification ({err}); re-download or re-encode it"
-            ) from err
+            raise ImageReadError(f"{path}: image fails verification ({err}); re-download or re-encode it") from err
     if path.suffix.lower() in (".jpg", ".jpeg"):
         with open(path, "rb") as f:
             f.seek(max(0, path.stat().st_size - 1024))
@@ -190,13 +186,9 @@ def _check_sample(report: CheckReport, sample: Sample, size: tuple[int, int] | N
         dangling = sum(1 for r in refs if not 0 <= r < n_regions) + max(0, n_mask - len(refs))
         unused = len(set(range(n_regions)) - set(refs))
         if dangling:
-            report.add(
-                "<mask> refs without a region", f"{where}: {n_mask} <mask> for {n_regions} regions", dangling
-            )
+            report.add("<mask> refs without a region", f"{where}: {n_mask} <mask> for {n_regions} regions", dangling)
         if unused:
-            report.add(
-                "regions never referenced", f"{where}: {n_mask} <mask> for {n_regions} regions", unused
-            )
+            report.add("regions never referenced", f"{where}: {n_mask} <mask> for {n_regions} regions", unused)
 
 
 def check_dataset(
@@ -247,9 +239,7 @@ def check_dataset(
             actual = image_sizes[key]
             declared = known_size(sample)
             if actual is not None and declared[0] is not None and declared != actual:
-                report.add(
-                    "image size differs from annotation", f"{sample.where()}: {declared} vs file {actual}"
-                )
+                report.add("image size differs from annotation", f"{sample.where()}: {declared} vs file {actual}")
             size = declared if declared[0] is not None else actual  # type: ignore[assignment]
         _check_sample(report, sample, size)
     report.images = len(image_sizes) or len(samples)

@@ -40,9 +40,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
                     return int(page.imagewidth), int(page.imagelength)
             except Exception as err2:  # noqa: BLE001 - any tifffile failure means an unreadable header
                 raise ImageReadError(f"{path}: unreadable TIFF header ({err2}); re-export the file") from err2
-        raise ImageReadError(
-            f"{path}: unreadable image header ({err}); re-download or re-encode the file"
-        ) from err
+        raise ImageReadError(f"{path}: unreadable image header ({err}); re-download or re-encode the file") from err
 
 
 def stretch_to_uint8(band: np.ndarray, low: float = 2.0, high: float = 98.0) -> np.ndarray:
@@ -94,9 +92,7 @@ def _read_tiff(path: Path) -> np.ndarray:
     if array.ndim == 3 and axes.endswith("YX"):  # planar: bands first
         array = np.moveaxis(array, 0, -1)
     if array.ndim not in (2, 3):
-        raise ImageReadError(
-            f"{path}: TIFF with axes {axes!r} and shape {array.shape}; expected one 2-D image"
-        )
+        raise ImageReadError(f"{path}: TIFF with axes {axes!r} and shape {array.shape}; expected one 2-D image")
     return array
 
 

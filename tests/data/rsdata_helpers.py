@@ -41,8 +41,7 @@ def osprey_record(n_regions: int = 2, n_masks: int | None = None, **extra) -> di
         "conversations": [
             {
                 "from": "human",
-                "value": f"<image>\nThere are {n_masks} part regions in the picture: {names}."
-                "\nWhat is region1?",
+                "value": f"<image>\nThere are {n_masks} part regions in the picture: {names}.\nWhat is region1?",
             },
             {"from": "gpt", "value": "a roof"},
         ],

@@ -29,9 +29,7 @@ def test_round_trip(convention):
         text = codec.encode((x1, y1, x2, y2), W, H, angle=angle)
         ((box, got_angle),) = codec.decode(f"The object is at {text} here.", W, H)
         tx, ty = TOLERANCE[convention]
-        assert np.allclose(box[0::2], (x1, x2), atol=tx + 1e-9) and np.allclose(
-            box[1::2], (y1, y2), atol=ty + 1e-9
-        )
+        assert np.allclose(box[0::2], (x1, x2), atol=tx + 1e-9) and np.allclose(box[1::2], (y1, y2), atol=ty + 1e-9)
         assert got_angle == angle
 
 

@@ -86,6 +86,4 @@ def test_real_tiff_and_jpeg(real_data):
     arr = load_image(real_data / "captions/ucm/images/1.tif")
     assert arr.shape == (256, 256, 3) and arr.dtype == np.uint8
     with Image.open(real_data / "captions/rsicd/images/00001.jpg") as im:
-        assert np.array_equal(
-            load_image(real_data / "captions/rsicd/images/00001.jpg"), np.asarray(im.convert("RGB"))
-        )
+        assert np.array_equal(load_image(real_data / "captions/rsicd/images/00001.jpg"), np.asarray(im.convert("RGB")))

@@ -83,9 +83,7 @@ def test_check_good_input(tmp_path, capsys):
     assert data_main(["check", "coco", str(path), "--images", str(tmp_path / "images")]) == 0
     out = capsys.readouterr().out
     assert "  images " in out and "category car" in out and "OK: 0 error(s)" in out
-    lines = {
-        line.split()[0] + " " + line.split()[1]: line.split() for line in out.splitlines()[1:] if line.strip()
-    }
+    lines = {line.split()[0] + " " + line.split()[1]: line.split() for line in out.splitlines()[1:] if line.strip()}
     assert lines["regions 1"] and lines["missing images"][-2:] == ["0", "ok"]
 
 

@@ -20,9 +20,7 @@ def test_osprey_conversation(tmp_path):
 
 def test_osprey_mask_count_mismatch(tmp_path):
     path = write_json(tmp_path / "o.json", [osprey_record(n_regions=2, n_masks=3)])
-    with pytest.raises(
-        DataFormatError, match=r"record 0 \(a.jpg\): .*3 <mask><pos> placeholders .*supports 2"
-    ):
+    with pytest.raises(DataFormatError, match=r"record 0 \(a.jpg\): .*3 <mask><pos> placeholders .*supports 2"):
         read_annotations("osprey", path)
 
 

@@ -102,9 +102,7 @@ def test_coco_duplicate_image_ids(tmp_path):
 def test_coco_polygon_too_few_points(tmp_path):
     doc = coco_doc()
     doc["annotations"][0]["segmentation"] = [[2, 3, 12, 3]]
-    with pytest.raises(
-        DataFormatError, match=r"annotations\[0\] id=10: .*2 point\(s\); a polygon needs at least 3"
-    ):
+    with pytest.raises(DataFormatError, match=r"annotations\[0\] id=10: .*2 point\(s\); a polygon needs at least 3"):
         read_annotations("coco", write_json(tmp_path / "i.json", doc))
 
 
@@ -159,9 +157,7 @@ def karpathy_doc():
 def test_karpathy_small_and_unknown_split(tmp_path):
     path = write_json(tmp_path / "dataset.json", karpathy_doc())
     assert [s.captions for s in read_annotations("karpathy", path, split="test")] == [["caption 2 ."]]
-    with pytest.raises(
-        DataFormatError, match=r"no split 'val'; the file has splits: test \(1\), train \(2\)"
-    ):
+    with pytest.raises(DataFormatError, match=r"no split 'val'; the file has splits: test \(1\), train \(2\)"):
         read_annotations("karpathy", path, split="val")
 
 
@@ -223,9 +219,7 @@ def test_voc_and_csv_small(tmp_path):
     )
     (s,) = read_annotations("voc", tmp_path / "x.xml")
     assert s.regions[0].box == (1.0, 2.0, 30.0, 40.0) and s.regions[0].attributes["difficult"] is True
-    (tmp_path / "b.csv").write_text(
-        "image_path,xmin,ymin,xmax,ymax,label\nx.png,1,2,30,40,car\ne.png,0,0,0,0,Tree\n"
-    )
+    (tmp_path / "b.csv").write_text("image_path,xmin,ymin,xmax,ymax,label\nx.png,1,2,30,40,car\ne.png,0,0,0,0,Tree\n")
     a, empty = read_annotations("csv", tmp_path / "b.csv")
     assert a.regions[0].box == s.regions[0].box and empty.regions == []
     (tmp_path / "c.csv").write_text("path,x,y\n")
@@ -266,7 +260,5 @@ def test_dior_rsvg_split_indices_are_object_indices(tmp_path):
     (root / "val.txt").write_text("4\n")
     with pytest.raises(DataFormatError, match="object index 4 but only 4 objects"):
         read_annotations("dior-rsvg", root, split="val")
-    with pytest.raises(
-        DataFormatError, match=r"no split file train.txt; split files present: \['test', 'val'\]"
-    ):
+    with pytest.raises(DataFormatError, match=r"no split file train.txt; split files present: \['test', 'val'\]"):
         read_annotations("dior-rsvg", root, split="train")

@@ -53,9 +53,7 @@ def test_vectorised_equals_per_box_loop():
     out = ext(feats, regions)
     rows = []
     for r, b in enumerate(regions.image_index.tolist()):
-        one = RegionBatch(
-            torch.zeros(1, dtype=torch.long), boxes=regions.boxes[r : r + 1], image_size=(96, 160)
-        )
+        one = RegionBatch(torch.zeros(1, dtype=torch.long), boxes=regions.boxes[r : r + 1], image_size=(96, 160))
         rows.append(ext([feats[0][b : b + 1]], one)[0])
     torch.testing.assert_close(out, torch.stack(rows), rtol=1e-5, atol=1e-5)
 
@@ -173,9 +171,7 @@ def test_full_size_parameter_count():
     assert count == expected == 27_310_592
     assert ext.pe.gaussian.shape == (2, dim // 2)
     # A different encoder width (in_channels != dim) adds a Linear(in_channels -> dim).
-    assert (
-        sum(p.numel() for p in BoxRegionEncoder(in_channels=768).parameters()) == expected + 768 * dim + dim
-    )
+    assert sum(p.numel() for p in BoxRegionEncoder(in_channels=768).parameters()) == expected + 768 * dim + dim
 
 
 def test_full_size_forward_on_a_clip_vit_map():

@@ -252,9 +252,7 @@ def parse_rle(seg: dict, height: int | None, width: int | None, what: str = "seg
             f"{what} RLE size {size} differs from the image size [{height}, {width}] (h, w); fix either"
         )
     if isinstance(counts, list) and sum(counts) != int(size[0]) * int(size[1]):
-        raise DataFormatError(
-            f"{what} uncompressed RLE counts sum to {sum(counts)}, not h*w = {size[0] * size[1]}"
-        )
+        raise DataFormatError(f"{what} uncompressed RLE counts sum to {sum(counts)}, not h*w = {size[0] * size[1]}")
     return seg
 
 
@@ -262,9 +260,7 @@ def xywh_to_xyxy(bbox: Any, what: str = "bbox") -> tuple[float, float, float, fl
     """[x, y, w, h] -> (x1, y1, x2, y2), checking four finite numbers and non-negative w, h."""
     x, y, w, h = check_numbers(bbox, 4, what)
     if w < 0 or h < 0:
-        raise DataFormatError(
-            f"{what} {list(bbox)} has negative width or height (COCO boxes are [x, y, w, h])"
-        )
+        raise DataFormatError(f"{what} {list(bbox)} has negative width or height (COCO boxes are [x, y, w, h])")
     return (x, y, x + w, y + h)
 
 
@@ -285,9 +281,7 @@ def check_box(box: tuple[float, float, float, float], width: Any, height: Any, w
     """Reject inverted or zero-area boxes and, when the size is known, boxes that miss the image entirely."""
     x1, y1, x2, y2 = box
     if x2 <= x1 or y2 <= y1:
-        raise DataFormatError(
-            f"{what} {tuple(round(v, 2) for v in box)} has zero or negative area (x1<x2, y1<y2)"
-        )
+        raise DataFormatError(f"{what} {tuple(round(v, 2) for v in box)} has zero or negative area (x1<x2, y1<y2)")
     if width and height and (x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height):
         raise DataFormatError(
             f"{what} {tuple(round(v, 2) for v in box)} lies outside the {width}x{height} image; "

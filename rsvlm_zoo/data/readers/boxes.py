@@ -17,9 +17,7 @@ def _dota_files(annotation: Path) -> list[Path]:
     if annotation.is_dir():
         files = sorted(annotation.glob("*.txt"))
         if not files:
-            raise DataFormatError(
-                f"{annotation}: no .txt files; point at the DOTA labelTxt folder or one file"
-            )
+            raise DataFormatError(f"{annotation}: no .txt files; point at the DOTA labelTxt folder or one file")
         return files
     if not annotation.is_file():
         raise DataFormatError(f"{annotation}: annotation file or directory not found; check the path")
@@ -143,8 +141,7 @@ def read_csv_boxes(
         missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise DataFormatError(
-                f"{annotation}: header {reader.fieldnames} lacks column(s) {missing}; "
-                f"expected {','.join(CSV_COLUMNS)}"
+                f"{annotation}: header {reader.fieldnames} lacks column(s) {missing}; expected {','.join(CSV_COLUMNS)}"
             )
         for row in reader:
             with errors.record(f"line {reader.line_num}"):
@@ -154,9 +151,7 @@ def read_csv_boxes(
                 try:
                     box = tuple(float(row[c]) for c in ("xmin", "ymin", "xmax", "ymax"))
                 except (TypeError, ValueError) as err:
-                    raise DataFormatError(
-                        f"coordinates {[row[c] for c in CSV_COLUMNS[1:5]]} are not numbers"
-                    ) from err
+                    raise DataFormatError(f"coordinates {[row[c] for c in CSV_COLUMNS[1:5]]} are not numbers") from err
                 sample = by_image.get(name)
                 if sample is None:
                     sample = by_image[name] = make_sample(

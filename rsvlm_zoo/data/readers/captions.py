@@ -101,9 +101,7 @@ def read_nwpu(
     annotation = Path(annotation)
     data = load_json(annotation, encoding_errors)
     if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
-        raise DataFormatError(
-            f"{annotation}: expected an object mapping class names to lists (NWPU-Captions)"
-        )
+        raise DataFormatError(f"{annotation}: expected an object mapping class names to lists (NWPU-Captions)")
     folder = default_image_dir(annotation, images)
     present = Counter(r.get("split") for recs in data.values() for r in recs if isinstance(r, dict))
     check_split(split, present, annotation)
@@ -111,9 +109,7 @@ def read_nwpu(
     samples: list[Sample] = []
     for cls, records in data.items():
         for i, rec in enumerate(records):
-            with errors.record(
-                f"{cls}[{i}]" + (f" imgid={rec.get('imgid')}" if isinstance(rec, dict) else "")
-            ):
+            with errors.record(f"{cls}[{i}]" + (f" imgid={rec.get('imgid')}" if isinstance(rec, dict) else "")):
                 expect(rec, dict, "the record")
                 if split is not None and rec.get("split") != split:
                     continue

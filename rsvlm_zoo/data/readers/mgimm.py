@@ -48,9 +48,7 @@ def read_mgimm_region(
         or not isinstance(data.get("images"), list)
         or not isinstance(data.get("annotations"), list)
     ):
-        raise DataFormatError(
-            f"{annotation}: expected an object with 'images' and 'annotations' lists (MGIMM)"
-        )
+        raise DataFormatError(f"{annotation}: expected an object with 'images' and 'annotations' lists (MGIMM)")
     folder = default_image_dir(annotation, images)
     errors = RecordErrors(annotation, on_bad_record)
     by_id: dict[Any, dict] = {}
@@ -67,9 +65,7 @@ def read_mgimm_region(
             expect(ann, dict, "the annotation")
             img = by_id.get(ann["image_id"])
             if img is None:
-                raise DataFormatError(
-                    f"image_id {ann['image_id']} is not in 'images'; add the image or fix the id"
-                )
+                raise DataFormatError(f"image_id {ann['image_id']} is not in 'images'; add the image or fix the id")
             caption = expect(ann["caption"], str, "caption")
             box = xywh_to_xyxy(ann["bbox"])
             if check_geometry:
@@ -118,9 +114,7 @@ def read_mgimm_description(
     errors = RecordErrors(annotation, on_bad_record)
     samples: list[Sample] = []
     for i, rec in enumerate(records):
-        with errors.record(
-            f"record {i}" + (f" image_id={rec.get('image_id')}" if isinstance(rec, dict) else "")
-        ):
+        with errors.record(f"record {i}" + (f" image_id={rec.get('image_id')}" if isinstance(rec, dict) else "")):
             expect(rec, dict, "the record")
             w, h = rec.get("width"), rec.get("height")
             regions = []

@@ -12,9 +12,7 @@ from rsvlm_zoo.data.schema import DataFormatError, Turn
 
 ROLES = {"human": "human", "user": "human", "gpt": "gpt", "assistant": "gpt", "model": "gpt"}
 MASK = "<mask><pos>"
-DESCRIPTION_QUESTION = (
-    "Can you provide me with a detailed description of the region in the picture marked by {}?"
-)
+DESCRIPTION_QUESTION = "Can you provide me with a detailed description of the region in the picture marked by {}?"
 _DESCRIPTION = re.compile(r"^\s*<region(\d+)>\s*:\s*(.*)$", re.S)
 _REGION_NAME = re.compile(r"<(region\d+)>")
 
@@ -23,9 +21,7 @@ def load_list(annotation: Path, encoding_errors: str, what: str) -> list:
     """The JSON file, which must hold a list of records."""
     data = load_json(annotation, encoding_errors)
     if not isinstance(data, list):
-        raise DataFormatError(
-            f"{annotation}: expected a JSON list of records ({what}), got {type(data).__name__}"
-        )
+        raise DataFormatError(f"{annotation}: expected a JSON list of records ({what}), got {type(data).__name__}")
     return data
 
 
@@ -45,9 +41,7 @@ def parse_conversation(turns: Any, what: str = "conversations") -> list[Turn]:
         text = expect(turn.get("value"), str, f"{what}[{k}].value")
         expected = "human" if k % 2 == 0 else "gpt"
         if role != expected:
-            raise DataFormatError(
-                f"{what}[{k}] is a {role} turn where a {expected} turn belongs; turns must alternate"
-            )
+            raise DataFormatError(f"{what}[{k}] is a {role} turn where a {expected} turn belongs; turns must alternate")
         out.append(Turn(role, text))
     if not out or out[-1].role != "gpt":
         raise DataFormatError(f"{what} has no answer (gpt) turn after the last question; add the answer")
@@ -58,9 +52,7 @@ def check_image_token(turns: list[Turn], what: str = "conversations") -> None:
     """Exactly one `<image>` in the conversation."""
     n = sum(t.text.count("<image>") for t in turns)
     if n != 1:
-        raise DataFormatError(
-            f"{what} holds {n} <image> tokens; it needs exactly one (in the first question)"
-        )
+        raise DataFormatError(f"{what} holds {n} <image> tokens; it needs exactly one (in the first question)")
 
 
 def check_mask_count(turns: list[Turn], n_regions: int, refs: list[int] | None) -> None:
@@ -69,15 +61,11 @@ def check_mask_count(turns: list[Turn], n_regions: int, refs: list[int] | None) 
     n_pos = sum(t.text.count("<pos>") for t in turns)
     expected = len(refs) if refs is not None else n_regions
     if n_mask != n_pos:
-        raise DataFormatError(
-            f"conversation has {n_mask} <mask> but {n_pos} <pos> tokens; write them as <mask><pos>"
-        )
+        raise DataFormatError(f"conversation has {n_mask} <mask> but {n_pos} <pos> tokens; write them as <mask><pos>")
     if n_mask != expected:
         raise DataFormatError(
             f"conversation has {n_mask} <mask><pos> placeholders but the annotation supports {expected} "
-            f"({n_regions} regions"
-            + (f", {len(refs)} region_refs)" if refs is not None else ")")
-            + "; make them match"
+            f"({n_regions} regions" + (f", {len(refs)} region_refs)" if refs is not None else ")") + "; make them match"
         )
     if refs is not None and any(not 0 <= r < n_regions for r in refs):
         raise DataFormatError(f"region_refs {refs} point outside the {n_regions} regions")
@@ -105,9 +93,7 @@ def description_turns(descriptions: Any, n_regions: int) -> tuple[list[Turn], li
             raise DataFormatError(f"description[{k}] {item[:40]!r} is not of the form '<regionN>: text'")
         index = int(m.group(1)) - 1
         if not 0 <= index < n_regions:
-            raise DataFormatError(
-                f"description[{k}] names region{index + 1} but only {n_regions} are annotated"
-            )
+            raise DataFormatError(f"description[{k}] names region{index + 1} but only {n_regions} are annotated")
         question = (OVERVIEW if k == 0 else "") + DESCRIPTION_QUESTION.format(MASK)
         turns += [Turn("human", question), Turn("gpt", m.group(2).strip())]
         refs.append(index)

@@ -22,9 +22,7 @@ def parse_voc_xml(path: Path) -> dict[str, Any]:
         root = ET.parse(path).getroot()
     except ET.ParseError as err:
         line, col = err.position
-        raise DataFormatError(
-            f"{path}: invalid XML at line {line} column {col}: {err}; fix the file"
-        ) from err
+        raise DataFormatError(f"{path}: invalid XML at line {line} column {col}: {err}; fix the file") from err
     except OSError as err:
         raise DataFormatError(f"{path}: cannot read the annotation file ({err})") from err
 
@@ -75,9 +73,7 @@ def xml_files(annotation: Path) -> list[Path]:
     if annotation.is_dir():
         files = sorted(annotation.glob("*.xml"))
         if not files:
-            raise DataFormatError(
-                f"{annotation}: no .xml files in the directory; point at the Annotations folder"
-            )
+            raise DataFormatError(f"{annotation}: no .xml files in the directory; point at the Annotations folder")
         return files
     if not annotation.is_file():
         raise DataFormatError(f"{annotation}: annotation file or directory not found; check the path")
@@ -209,9 +205,7 @@ def read_dior_rsvg(
     split_file = root / f"{split}.txt"
     if not split_file.is_file():
         present = sorted(p.stem for p in root.glob("*.txt"))
-        raise DataFormatError(
-            f"{root}: no split file {split_file.name}; split files present: {present or 'none'}"
-        )
+        raise DataFormatError(f"{root}: no split file {split_file.name}; split files present: {present or 'none'}")
     chosen = []
     for line_no, line in enumerate(split_file.read_text().splitlines(), 1):
         if not line.strip():

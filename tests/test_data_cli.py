@@ -1,0 +1,17 @@
+from rsvlm_zoo.cli import main
+
+
+def test_rsvlm_data_check_runs_from_the_main_cli(shared_data, capsys):
+    code = main(
+        [
+            "data",
+            "check",
+            "dota",
+            str(shared_data / "regions/dota/labelTxt"),
+            "--images",
+            str(shared_data / "regions/dota/images"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "64" in out
