@@ -108,3 +108,13 @@ def test_describe_batched_for_descriptions_and_attributes(tiny_mgimm):
 
 def test_registered_as_lightning_module():
     assert isinstance(build_model("mgimm_tiny"), MGIMM)
+
+
+def test_vit_encoder_takes_architecture_arguments():
+    """`model_kwargs` reach timm: a patch-8 tiny ViT gives a 16x16 token map and 256 global tokens."""
+    from rsvlm_zoo.models.blocks.encoders import ViTCLIPEncoder
+
+    enc = ViTCLIPEncoder("test_vit", input_size=(128, 128), model_kwargs={"patch_size": 8})
+    (fmap,) = enc(torch.zeros(2, 3, 128, 128))
+    assert fmap.shape == (2, enc.image_dim, 16, 16)
+    assert enc.reductions == [8] and enc.num_image_tokens == 256

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import timm
 import torch
@@ -101,6 +102,8 @@ class ViTCLIPEncoder(VisionEncoder):
         layer: Block whose output is used (negative counts from the end; -2 = second-to-last).
         mean: Normalisation mean.
         std: Normalisation std.
+        model_kwargs: Extra architecture arguments for `timm.create_model` (e.g. `{patch_size: 8}` for a
+            tiny random ViT); a pretrained checkpoint must match them.
     """
 
     def __init__(
@@ -112,10 +115,16 @@ class ViTCLIPEncoder(VisionEncoder):
         layer: int = -2,
         mean: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073),
         std: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711),
+        model_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.model = timm.create_model(
-            model_name, pretrained=False, num_classes=0, img_size=tuple(input_size), dynamic_img_size=True
+            model_name,
+            pretrained=False,
+            num_classes=0,
+            img_size=tuple(input_size),
+            dynamic_img_size=True,
+            **(model_kwargs or {}),
         )
         if pretrained:
             _load_pretrained(self.model, model_name, weights)
