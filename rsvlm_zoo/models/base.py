@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, ClassVar
 
@@ -15,6 +16,7 @@ from rsvlm_zoo.models.blocks.encoders import VisionEncoder
 from rsvlm_zoo.models.blocks.llms import HFCausalLM
 from rsvlm_zoo.models.blocks.projectors import MLPProjector
 from rsvlm_zoo.models.blocks.regions import RegionBatch, RegionExtractor
+from rsvlm_zoo.models.checkpoint_contents import check_loadable, trim_checkpoint
 from rsvlm_zoo.models.lora import LoraSettings, apply_lora
 from rsvlm_zoo.models.splice import scatter_tokens
 from rsvlm_zoo.models.stage_checkpoint import load_stage_checkpoint
@@ -81,7 +83,9 @@ class RegionVLM(L.LightningModule):
         self.trainable_blocks = self.STAGES[stage] + extra
         if isinstance(lora, dict):
             lora = LoraSettings(**lora)
-            self.hparams.lora = lora
+        self.lora = lora
+        # Hyperparameters hold plain data only, so checkpoints load with torch.load(weights_only=True).
+        self.hparams.lora = dataclasses.asdict(lora) if lora is not None else None
         if init_checkpoint:
             load_stage_checkpoint(self, init_checkpoint)
         if llm.quantized and "llm" in self.trainable_blocks and lora is None:
@@ -89,6 +93,18 @@ class RegionVLM(L.LightningModule):
         if lora is not None and "llm" in self.trainable_blocks:
             apply_lora(self.llm, lora)
         self._apply_freezing()
+        # Checkpoints leave out frozen pretrained tensors (see checkpoint_contents); on_load_checkpoint checks
+        # what a checkpoint holds, so Lightning's own strict key matching is switched off.
+        self.strict_loading = False
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep only the trained tensors and those that cannot be rebuilt from the config."""
+        trim_checkpoint(self, checkpoint)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a checkpoint whose tensors do not fit this model, before any is copied."""
+        check_loadable(self, checkpoint)
 
     # ------------------------------------------------------------------ construction helpers
     def _check_widths(self) -> None:
@@ -107,7 +123,7 @@ class RegionVLM(L.LightningModule):
             block = getattr(self, name)
             train = name in self.trainable_blocks
             for pname, p in block.named_parameters():
-                p.requires_grad_(train and (name != "llm" or self.hparams.lora is None or "lora_" in pname))
+                p.requires_grad_(train and (name != "llm" or self.lora is None or "lora_" in pname))
         self.encoder.train(self.train_encoder)
 
     def setup(self, stage: str) -> None:

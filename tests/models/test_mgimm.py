@@ -60,7 +60,8 @@ def test_stage_freezing(stage, trained):
 def test_stage2_defaults_lora_and_paper_learning_rates():
     with torch.device("meta"):
         model = build_model("mgimm_7b")
-    assert model.stage == 2 and model.hparams.lora.r == 16 and model.hparams.lora.alpha == 256
+    assert model.stage == 2 and model.lora.r == 16 and model.lora.alpha == 256
+    assert model.hparams.lora["r"] == 16  # plain data in the checkpoint
     assert model.hparams.block_lr["projector"] == 2e-6 and model.hparams.block_lr["llm"] == 2e-5
     trainable = [n for n, p in model.llm.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)

@@ -25,6 +25,7 @@ class VisionEncoder(nn.Module):
     input_size: tuple[int, int]
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    weights_loaded: bool = False  # True when built from pretrained weights (a checkpoint may leave them out)
 
     @property
     def image_dim(self) -> int:
@@ -80,6 +81,7 @@ class ConvNeXtCLIPEncoder(VisionEncoder):
         self.model = timm.create_model(model_name, pretrained=False, features_only=True, out_indices=(0, 1, 2, 3))
         if pretrained:
             _load_pretrained(self.model, model_name, weights)
+        self.weights_loaded = bool(pretrained)
         self.channels = list(self.model.feature_info.channels())
         self.reductions = list(self.model.feature_info.reduction())
         self.image_level = image_level
@@ -128,6 +130,7 @@ class ViTCLIPEncoder(VisionEncoder):
         )
         if pretrained:
             _load_pretrained(self.model, model_name, weights)
+        self.weights_loaded = bool(pretrained)
         depth = len(self.model.blocks)
         self.block_index = layer % depth
         # Blocks after the one we read are never run: drop them (saves a block of compute at full size).

@@ -79,6 +79,7 @@ class HFCausalLM(nn.Module):
         dtype = _DTYPES[torch_dtype]
         quant = nf4_config(_DTYPES[compute_dtype]) if load_in_4bit else None
         self.quantized = load_in_4bit
+        self.weights_loaded = bool(pretrained)  # frozen weights can be rebuilt from name_or_path
         self.gradient_checkpointing = gradient_checkpointing
         self.tokenizer = self._load_tokenizer(name_or_path, tokenizer)
         if pretrained:
