@@ -1,0 +1,106 @@
+"""Where a training step's time goes: the LLM against everything around it (data, encoder, extractor, splice).
+
+    python benchmarks/train_step.py [--batch 8] [--steps 5] [--threads 2]
+
+For each configuration it times, on the same batch of generated scenes:
+- collate: turning samples into a batch (image resize and normalisation, masks, tokenisation, padding);
+- step: forward + backward + optimiser step of the whole model, as `training_step` runs it;
+- LLM: forward + backward of the LLM alone on the step's spliced embeddings (detached);
+- encoder: the vision encoder's forward alone (frozen, as in every full-size stage).
+"outside the LLM" = (collate + step - LLM) / (collate + step). Prints one row per configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from rsvlm_zoo import build_model
+from rsvlm_zoo.data.collate import RegionCollator
+from rsvlm_zoo.data.processor import RegionProcessor
+from rsvlm_zoo.data.synthetic import SyntheticRegionScenes
+
+MID_LLM = {
+    "model_type": "llama",
+    "hidden_size": 512,
+    "intermediate_size": 1376,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 8,
+    "max_position_embeddings": 2048,
+}
+CONFIGS: dict[str, dict[str, Any]] = {
+    "tiny (test_convnext 128 px + 2x128 Llama)": {},
+    "mid (convnext_tiny 256 px + 4x512 Llama)": {
+        "encoder": {"model_name": "convnext_tiny", "input_size": (256, 256)},
+        "extractor": {"hidden_dim": 512, "pos_size": 56, "pos_hidden": 512},
+        "llm": {"config": MID_LLM},
+    },
+}
+
+
+def best_of(fn: Callable[[], Any], repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def measure(overrides: dict[str, Any], batch_size: int, repeats: int) -> tuple[float, float, float, float]:
+    torch.manual_seed(0)
+    model = build_model("aquila_plus_tiny", stage=3, **overrides)
+    model.train()
+    scenes = SyntheticRegionScenes(batch_size, seed=0, side=model.encoder.input_size[0])
+    samples = [scenes[i] for i in range(batch_size)]
+    processor = RegionProcessor(model.input_spec(), max_length=2048)
+    collator = RegionCollator(model.llm.tokenizer.pad_token_id)
+    batch = collator([processor(s, s.image) for s in samples])
+    optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+
+    def collate() -> None:
+        collator([processor(s, s.image) for s in samples])
+
+    def step() -> None:
+        loss = model(batch)
+        loss.backward()
+        optimiser.step()
+        optimiser.zero_grad(set_to_none=True)
+
+    embeds = model.inputs_embeds(batch).detach()
+
+    def llm_only() -> None:
+        e = embeds.clone().requires_grad_(True)
+        model.llm.supervised_loss(e, batch["attention_mask"], batch["labels"]).backward()
+        model.zero_grad(set_to_none=True)
+
+    def encoder_only() -> None:
+        model.encode(batch["pixel_values"])
+
+    return best_of(collate, repeats), best_of(step, repeats), best_of(llm_only, repeats), best_of(encoder_only, repeats)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=5, help="timed repeats (best is kept)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"batch {args.batch}, best of {args.steps}, {args.threads} CPU threads")
+    print(f"{'configuration':<44}{'collate ms':>11}{'step ms':>10}{'LLM ms':>9}{'encoder ms':>11}{'outside LLM':>13}")
+    for name, overrides in CONFIGS.items():
+        t_collate, t_step, t_llm, t_encoder = measure(overrides, args.batch, args.steps)
+        share = (t_collate + t_step - t_llm) / (t_collate + t_step)
+        row = f"{t_collate * 1e3:>11.1f}{t_step * 1e3:>10.1f}{t_llm * 1e3:>9.1f}{t_encoder * 1e3:>11.1f}"
+        print(f"{name:<44}{row}{share:>12.1%}")
+
+
+if __name__ == "__main__":
+    main()
