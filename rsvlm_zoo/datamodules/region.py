@@ -8,6 +8,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
 from rsvlm_zoo.data.collate import RegionCollator
@@ -147,15 +148,33 @@ class RegionDataModule(L.LightningDataModule):
             source, self._processor(), generation=not train, on_bad_sample=self.on_bad_sample, eval_name=name
         )
         collate = SkippingCollator(RegionCollator(pad, padding_side="right" if train else "left"))
+        sampler = None if train else self._eval_sampler(dataset)
         return DataLoader(
             dataset,
             batch_size=self.batch_size if train else self.eval_batch_size,
             shuffle=train,
+            sampler=sampler,
             num_workers=self.num_workers,
             collate_fn=collate,
             persistent_workers=self.num_workers > 0,
             generator=torch.Generator().manual_seed(0),
         )
+
+    def _eval_sampler(self, dataset: ProcessedDataset) -> UnrepeatedDistributedSampler | None:
+        """Under several processes, each scores a disjoint share of the evaluation set, every sample once.
+
+        Lightning's default distributed sampler pads the shares to equal length by repeating samples, which
+        would count those samples twice in the gathered metrics.
+        """
+        trainer = self.trainer
+        world = getattr(trainer, "world_size", 1) if trainer is not None else 1
+        if world <= 1:
+            return None
+        if len(dataset) < world:
+            raise ValueError(
+                f"the evaluation set has {len(dataset)} sample(s) for {world} processes; each process needs one"
+            )
+        return UnrepeatedDistributedSampler(dataset, num_replicas=world, rank=trainer.global_rank, shuffle=False)
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled training batches."""
