@@ -12,6 +12,9 @@ from rsvlm_zoo.data.processor import IGNORE_INDEX
 class RegionCollator:
     """Pad token sequences and concatenate regions image by image.
 
+    Evaluation items also carry `answers` (one reference each), `references` (every reference, e.g. all
+    captions of the image) and `meta`; these become per-sample lists in the batch.
+
     Args:
         pad_token_id: Id written into padded positions.
         padding_side: "right" for training, "left" for batched generation.
@@ -48,7 +51,7 @@ class RegionCollator:
         for key in ("masks", "boxes"):
             if key in items[0]:
                 batch[f"region_{key}"] = torch.cat([it[key] for it in items])
-        for key in ("answers", "meta"):
+        for key in ("answers", "references", "meta"):
             if key in items[0]:
                 batch[key] = [it[key] for it in items]
         return batch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +139,47 @@ def load_image(path: str | Path, bands: Sequence[int] | None = None) -> np.ndarr
     if array.dtype != np.uint8:
         array = np.stack([stretch_to_uint8(array[:, :, c]) for c in range(3)], axis=2)
     return np.ascontiguousarray(array)
+
+
+@dataclass(frozen=True)
+class ImageWindow:
+    """A rectangle of a scene image, decoded only when `load()` is called (tiles of large scenes).
+
+    The whole file is decoded, the window copied out and the rest released; nothing is cached.
+
+    Attributes:
+        image: Image file, or an HxWx3 uint8 array (generated scenes).
+        window: (x0, y0, x1, y1) in scene pixels, x1/y1 exclusive.
+    """
+
+    image: str | Path | np.ndarray
+    window: tuple[int, int, int, int]
+
+    def load(self) -> np.ndarray:
+        """The window as an (y1 - y0, x1 - x0, 3) uint8 array.
+
+        Raises:
+            ImageReadError: when the scene cannot be read or does not contain the window.
+        """
+        scene = self.image if isinstance(self.image, np.ndarray) else load_image(self.image)
+        x0, y0, x1, y1 = self.window
+        h, w = scene.shape[:2]
+        if x1 > w or y1 > h:
+            raise ImageReadError(
+                f"{self}: the scene is {w}x{h}, smaller than the tile window; fix the annotation's width/height"
+            )
+        return np.ascontiguousarray(scene[y0:y1, x0:x1])
+
+    def __str__(self) -> str:
+        x0, y0, x1, y1 = self.window
+        name = "<array>" if isinstance(self.image, np.ndarray) else str(self.image)
+        return f"{name}[x {x0}:{x1}, y {y0}:{y1}]"
+
+
+def decode(image: str | Path | np.ndarray | ImageWindow) -> np.ndarray:
+    """A sample's image as HxWx3 uint8: arrays as they are, windows cut from their scene, files decoded."""
+    if isinstance(image, np.ndarray):
+        return image
+    if isinstance(image, ImageWindow):
+        return image.load()
+    return load_image(image)

@@ -15,7 +15,8 @@ from rsvlm_zoo.data.templates import get_template
 from rsvlm_zoo.tokenizer import IMAGE_TOKEN, MASK_TOKEN, POS_TOKEN
 
 IGNORE_INDEX = -100
-ImagePolicy = Literal["squash", "pad"]
+ImagePolicy = Literal["squash", "pad", "tile"]
+IMAGE_POLICIES = ("squash", "pad", "tile")
 
 
 @dataclass
@@ -53,18 +54,27 @@ class RegionProcessor:
         spec: The model's input spec.
         template: Conversation template name.
         max_length: Longest token sequence; whole trailing turns are dropped to fit, never a placeholder cut.
-        image_policy: "squash" resizes to the input size (Osprey); "pad" pads to square first.
+        image_policy: "squash" resizes to the input size (Osprey); "pad" pads to square first; "tile" takes
+            tiles of at most `tile_size` scene pixels (from `TiledSource`), scales every tile by the same
+            input size / tile size and pads a smaller (edge-of-a-small-scene) tile at the bottom/right.
+        tile_size: (height, width) of the tiles in scene pixels for "tile"; default the input size (no resizing).
     """
 
     def __init__(
-        self, spec: InputSpec, template: str = "vicuna_v1", max_length: int = 2048, image_policy: ImagePolicy = "squash"
+        self,
+        spec: InputSpec,
+        template: str = "vicuna_v1",
+        max_length: int = 2048,
+        image_policy: ImagePolicy = "squash",
+        tile_size: tuple[int, int] | None = None,
     ) -> None:
-        if image_policy not in ("squash", "pad"):
-            raise ValueError(f"image_policy must be 'squash' or 'pad', got {image_policy!r}")
+        if image_policy not in IMAGE_POLICIES:
+            raise ValueError(f"image_policy must be one of {IMAGE_POLICIES}, got {image_policy!r}")
         self.spec = spec
         self.template = get_template(template)
         self.max_length = max_length
         self.image_policy = image_policy
+        self.tile_size = tuple(tile_size) if tile_size is not None else tuple(spec.input_size)
         tok = spec.tokenizer
         self.image_id, self.mask_id, self.pos_id = tok.convert_tokens_to_ids([IMAGE_TOKEN, MASK_TOKEN, POS_TOKEN])
         self.mean = torch.tensor(spec.mean).view(3, 1, 1)
@@ -76,6 +86,9 @@ class RegionProcessor:
         out_h, out_w = self.spec.input_size
         if self.image_policy == "squash":
             return out_h / height, out_w / width, 0, 0
+        if self.image_policy == "tile":
+            tile_h, tile_w = self.tile_size
+            return out_h / tile_h, out_w / tile_w, 0, 0
         side = max(height, width)
         s_h, s_w = out_h / side, out_w / side
         return s_h, s_w, int(round((side - height) / 2 * s_h)), int(round((side - width) / 2 * s_w))
@@ -165,6 +178,11 @@ class RegionProcessor:
                 f"{sample.where()}: image is {w}x{h} but the annotation says {sample.width}x{sample.height}; "
                 "fix the width/height fields"
             )
+        if self.image_policy == "tile" and (h > self.tile_size[0] or w > self.tile_size[1]):
+            raise ValueError(
+                f"{sample.where()}: a {w}x{h} image is larger than the {self.tile_size[1]}x{self.tile_size[0]} "
+                "tiles of image_policy='tile'; read it through TiledSource (RegionDataModule does so)"
+            )
         text = "".join(t.text for t in sample.conversation)
         refs = self._region_refs(sample, text)
         ids, labels = self.tokenize(sample, len(refs), generation)
@@ -180,13 +198,17 @@ class RegionProcessor:
         }
         regions = [sample.regions[i] for i in refs]
         if self.spec.region_kind == "mask":
-            masks = np.stack([r.to_mask(h, w) for r in regions]) if regions else np.zeros((0, h, w), bool)
+            masks = (
+                np.stack([_geometry_of(sample, k, "to_mask", h, w) for k in refs])
+                if regions
+                else np.zeros((0, h, w), bool)
+            )
             empty = [refs[i] for i in range(len(regions)) if not masks[i].any()]
             if empty:
                 raise DataFormatError(f"{sample.where()}: region(s) {empty} have empty masks; fix or drop them")
             out["masks"] = self.mask_tensor(masks)
         else:
-            boxes = np.array([r.to_box() for r in regions], dtype=np.float32).reshape(-1, 4)
+            boxes = np.array([_geometry_of(sample, k, "to_box") for k in refs], dtype=np.float32).reshape(-1, 4)
             bad = [refs[i] for i, b in enumerate(boxes) if b[2] <= b[0] or b[3] <= b[1]]
             if bad:
                 raise DataFormatError(f"{sample.where()}: region(s) {bad} have zero-area boxes; fix or drop them")
@@ -206,3 +228,11 @@ class RegionProcessor:
                 f"{len(sample.regions)} regions (refs {refs}); each placeholder needs exactly one region"
             )
         return refs
+
+
+def _geometry_of(sample: Sample, k: int, method: str, *args: int) -> Any:
+    """`sample.regions[k].<method>(*args)`, with geometry errors naming the record and the region."""
+    try:
+        return getattr(sample.regions[k], method)(*args)
+    except DataFormatError as err:
+        raise DataFormatError(f"{sample.where()}: region {k}: {err}") from err

@@ -81,7 +81,8 @@ class Sample:
     """One scene with its regions and its text.
 
     Attributes:
-        image: Path of the image file, or an HxWxC uint8 array for generated scenes.
+        image: Path of the image file, an HxWxC uint8 array for generated scenes, or an
+            `rsvlm_zoo.data.images.ImageWindow` (a tile of a scene, decoded on use).
         width: Scene width in pixels.
         height: Scene height in pixels.
         regions: Annotated regions.

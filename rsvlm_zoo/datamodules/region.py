@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from rsvlm_zoo.data.collate import RegionCollator
-from rsvlm_zoo.data.processor import InputSpec, RegionProcessor, SkipSample
+from rsvlm_zoo.data.images import decode
+from rsvlm_zoo.data.processor import IMAGE_POLICIES, InputSpec, RegionProcessor, SkipSample
 from rsvlm_zoo.data.schema import DataFormatError, Sample
+from rsvlm_zoo.data.tiling import TileDropped, as_size
+from rsvlm_zoo.datamodules.resumable import EpochSeededSampler
 from rsvlm_zoo.datamodules.sources import SampleSource
+from rsvlm_zoo.datamodules.tiled import tile_source
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """Placeholder item for a tile that the tiling rule dropped (counted in `batch["dropped_tiles"]`)."""
+
+    reason: str
 
 
 class ProcessedDataset(Dataset):
@@ -25,7 +36,8 @@ class ProcessedDataset(Dataset):
     Args:
         source: Where samples come from.
         processor: Sample -> tensors.
-        generation: Build prompts without answers (for evaluation); the reference goes to `answers`.
+        generation: Build prompts without answers (for evaluation); the reference goes to `answers` and, with
+            every reference of the sample (`meta["references"]`, e.g. all captions of an image), to `references`.
         on_bad_sample: "error" raises the clear error; "skip" drops the sample, counted in the batch.
         eval_name: Name under which evaluation metrics of this set are logged.
     """
@@ -46,10 +58,13 @@ class ProcessedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.source)
 
-    def __getitem__(self, idx: int) -> dict[str, Any] | None:
-        sample: Sample = self.source[idx]
+    def __getitem__(self, idx: int) -> dict[str, Any] | Dropped | None:
         try:
-            item = self.processor(sample, self._image(sample), generation=self.generation)
+            sample: Sample = self.source[idx]
+            item = self.processor(sample, decode(sample.image), generation=self.generation)
+        except TileDropped as err:
+            log.debug("dropping tile %d: %s", idx, err)
+            return Dropped(str(err))
         except (DataFormatError, SkipSample) as err:
             if self.on_bad_sample == "error":
                 raise
@@ -58,31 +73,29 @@ class ProcessedDataset(Dataset):
         if self.generation:
             answers = [t.text for t in sample.conversation if t.role == "gpt"]
             item["answers"] = sample.meta.get("answer") or (answers[-1] if answers else "")
+            item["references"] = list(sample.meta.get("references") or [item["answers"]])
             item["meta"] = {"eval_name": self.eval_name, "sample_id": sample.sample_id}
         return item
 
-    @staticmethod
-    def _image(sample: Sample) -> np.ndarray:
-        if isinstance(sample.image, np.ndarray):
-            return sample.image
-        from rsvlm_zoo.data.images import load_image
-
-        return load_image(sample.image)
-
 
 class SkippingCollator:
-    """Drops skipped samples (None) and records how many in `batch["skipped"]`."""
+    """Drops skipped samples and dropped tiles, counting each.
+
+    Skipped samples (None) are counted in `batch["skipped"]`, dropped tiles (`Dropped`) in
+    `batch["dropped_tiles"]`: tiles are dropped by design, not for bad data, so they are not `skipped`.
+    """
 
     def __init__(self, collate: RegionCollator) -> None:
         self.collate = collate
 
-    def __call__(self, items: list[dict[str, Any] | None]) -> dict[str, Any] | None:
-        """Collate the kept items; None when every item was skipped."""
-        kept = [it for it in items if it is not None]
+    def __call__(self, items: list[dict[str, Any] | Dropped | None]) -> dict[str, Any] | None:
+        """Collate the kept items; None when no item was kept."""
+        kept = [it for it in items if isinstance(it, dict)]
         if not kept:
             return None
         batch = self.collate(kept)
-        batch["skipped"] = len(items) - len(kept)
+        batch["dropped_tiles"] = sum(isinstance(it, Dropped) for it in items)
+        batch["skipped"] = len(items) - len(kept) - batch["dropped_tiles"]
         return batch
 
 
@@ -93,7 +106,7 @@ class RegionDataModule(L.LightningDataModule):
     data layer learns tokenizer, input size and placeholder expansion without importing model code.
 
     Args:
-        train: Training source (e.g. `SyntheticSource` or `AnnotationSource`).
+        train: Training source (e.g. `SyntheticSource`, `AnnotationSource`, `InstructionSource`, `MixedSource`).
         val: Evaluation source; its samples are asked without answers and scored by exact match.
         test: Test source, scored like `val`.
         batch_size: Training batch size.
@@ -101,10 +114,21 @@ class RegionDataModule(L.LightningDataModule):
         num_workers: DataLoader workers.
         template: Conversation template (`vicuna_v1`, `llama_2`, `plain`).
         max_length: Longest token sequence.
-        image_policy: `squash` or `pad`.
-        on_bad_sample: `error` or `skip` (skips are counted and logged).
+        image_policy: `squash` (resize to the input), `pad` (pad to square, then resize) or `tile` (cut each
+            scene into tiles of `tile_size` scene pixels with `TiledSource`, each tile one sample, scaled by
+            input size / tile size and padded at the bottom/right when the scene is smaller than a tile).
+        on_bad_sample: `error` or `skip` (skips are counted in `batch["skipped"]` and logged).
         mask_control: Also evaluate `val` with masks shuffled between regions (a mask-blind model scores the same).
+        tile_size: Tile (height, width) or side in scene pixels for `tile`; default the model's input size (no
+            resizing).
+        tile_overlap: Pixels shared by neighbouring tiles.
+        tile_min_visible: A cut object stays in a tile when at least this fraction of it is inside (see
+            `rsvlm_zoo.data.tiling`); dropped tiles are counted in `batch["dropped_tiles"]`.
+        seed: Seed of the training order (each epoch's permutation comes from seed + epoch; see
+            `EpochSeededSampler`), which makes a run resumed mid-epoch train on the same batches.
     """
+
+    eval_name = "regions"
 
     def __init__(
         self,
@@ -119,12 +143,23 @@ class RegionDataModule(L.LightningDataModule):
         image_policy: str = "squash",
         on_bad_sample: str = "error",
         mask_control: bool = False,
+        tile_size: int | tuple[int, int] | None = None,
+        tile_overlap: int = 0,
+        tile_min_visible: float = 0.5,
+        seed: int = 0,
     ) -> None:
         super().__init__()
+        if image_policy not in IMAGE_POLICIES:
+            raise ValueError(f"image_policy must be one of {IMAGE_POLICIES}, got {image_policy!r}")
+        if on_bad_sample not in ("error", "skip"):
+            raise ValueError(f"on_bad_sample must be 'error' or 'skip', got {on_bad_sample!r}")
         self.train_source, self.val_source, self.test_source = train, val, test
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers, self.template, self.max_length = num_workers, template, max_length
         self.image_policy, self.on_bad_sample, self.mask_control = image_policy, on_bad_sample, mask_control
+        self.tile_size = None if tile_size is None else as_size(tile_size)
+        self.tile_overlap, self.tile_min_visible = tile_overlap, tile_min_visible
+        self.seed = seed
         self.spec: InputSpec | None = None
 
     def attach(self, spec: InputSpec) -> None:
@@ -135,24 +170,63 @@ class RegionDataModule(L.LightningDataModule):
         """Take the input spec from the trainer's model when none was attached."""
         if self.spec is None:
             if self.trainer is None or self.trainer.lightning_module is None:
-                raise RuntimeError("RegionDataModule needs a model: call attach(model.input_spec()) first")
+                raise RuntimeError(f"{type(self).__name__} needs a model: call attach(model.input_spec()) first")
             self.attach(self.trainer.lightning_module.input_spec())
+
+    def _tile_size(self) -> tuple[int, int]:
+        assert self.spec is not None, "call setup() or attach() first"
+        return self.tile_size or tuple(self.spec.input_size)  # type: ignore[return-value]
 
     def _processor(self) -> RegionProcessor:
         assert self.spec is not None, "call setup() or attach() first"
-        return RegionProcessor(self.spec, self.template, self.max_length, self.image_policy)  # type: ignore[arg-type]
+        tile = self._tile_size() if self.image_policy == "tile" else None
+        return RegionProcessor(self.spec, self.template, self.max_length, self.image_policy, tile)  # type: ignore[arg-type]
 
-    def _loader(self, source: SampleSource, train: bool, name: str = "regions") -> DataLoader:
+    def _prepare(self, source: SampleSource, train: bool) -> SampleSource:
+        """The source as the loader reads it: tiled under `image_policy: tile` (subclasses add their wrapping)."""
+        if self.image_policy == "tile":
+            return tile_source(source, self._tile_size(), self.tile_overlap, self.tile_min_visible)
+        return source
+
+    def _train_sampler(self, dataset: ProcessedDataset) -> Sampler | None:
+        """Every sample once per epoch, in an order fixed by (seed, epoch), so a resumed run sees the same batches."""
+        return EpochSeededSampler(len(dataset), self.seed)
+
+    def _resume_position(self, sampler: Sampler | None) -> None:
+        """When Lightning resumes mid-epoch, start the sampler after the batches already trained on.
+
+        Lightning restores the loop counters before it asks for the training loader; without this the resumed
+        epoch would start over from its first batch. Under several processes Lightning wraps the sampler in
+        its distributed one, so exact mid-epoch resumption is single-process only (Lightning warns otherwise).
+        """
+        trainer = self.trainer
+        if trainer is None or not hasattr(sampler, "resume_after") or getattr(trainer, "world_size", 1) > 1:
+            return
+        progress = trainer.fit_loop.epoch_loop.batch_progress.current
+        # `processed`, not `completed`: a checkpoint saved in on_train_batch_end counts its batch as processed only.
+        done = progress.processed
+        if trainer.fit_loop.restarting and done > 0:
+            sampler.set_epoch(trainer.current_epoch)
+            sampler.resume_after(min(len(sampler), done * self.batch_size))
+            log.info("resuming epoch %d after its first %d batches", trainer.current_epoch, done)
+
+    def _loader(self, source: SampleSource, train: bool, name: str | None = None) -> DataLoader:
         pad = self.spec.tokenizer.pad_token_id  # type: ignore[union-attr]
         dataset = ProcessedDataset(
-            source, self._processor(), generation=not train, on_bad_sample=self.on_bad_sample, eval_name=name
+            self._prepare(source, train),
+            self._processor(),
+            generation=not train,
+            on_bad_sample=self.on_bad_sample,
+            eval_name=name or self.eval_name,
         )
         collate = SkippingCollator(RegionCollator(pad, padding_side="right" if train else "left"))
-        sampler = None if train else self._eval_sampler(dataset)
+        sampler = self._train_sampler(dataset) if train else self._eval_sampler(dataset)
+        if train:
+            self._resume_position(sampler)
         return DataLoader(
             dataset,
             batch_size=self.batch_size if train else self.eval_batch_size,
-            shuffle=train,
+            shuffle=train and sampler is None,
             sampler=sampler,
             num_workers=self.num_workers,
             collate_fn=collate,
@@ -179,13 +253,13 @@ class RegionDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         """Shuffled training batches."""
         if self.train_source is None:
-            raise ValueError("RegionDataModule has no train source; set data.init_args.train")
+            raise ValueError(f"{type(self).__name__} has no train source; set data.init_args.train")
         return self._loader(self.train_source, train=True)
 
     def _eval_loaders(self, source: SampleSource | None, kind: str) -> list[DataLoader]:
         if source is None:
-            raise ValueError(f"RegionDataModule has no {kind} source; set data.init_args.{kind}")
-        loaders = [self._loader(source, train=False, name="regions")]
+            raise ValueError(f"{type(self).__name__} has no {kind} source; set data.init_args.{kind}")
+        loaders = [self._loader(source, train=False)]
         control = source.control() if self.mask_control else None
         if self.mask_control and control is None:
             raise ValueError(f"mask_control is on but the {kind} source cannot shuffle masks")
