@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import lightning as L
@@ -44,12 +45,16 @@ def list_models(pattern: str | None = None) -> list[str]:
     return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
 
 
-def build_model(name: str, pretrained: bool = False, **overrides: Any) -> L.LightningModule:
+def build_model(
+    name: str, pretrained: bool = False, checkpoint: str | Path | None = None, **overrides: Any
+) -> L.LightningModule:
     """Build a registered model; `None` overrides are dropped so callers can pass optional CLI values.
 
     Args:
         name: Registered model name (see `list_models()`).
         pretrained: Load pretrained weights from local files or the local Hugging Face cache.
+        checkpoint: Then load a Lightning checkpoint or an exported directory (`rsvlm export`) into it; the
+            model must be built with the same blocks and trainable parts (pass the run's overrides).
         **overrides: Constructor arguments overriding the registered defaults.
 
     Raises:
@@ -61,4 +66,9 @@ def build_model(name: str, pretrained: bool = False, **overrides: Any) -> L.Ligh
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise UnknownModelError(f"Unknown model {name!r}{hint} Registered: {', '.join(sorted(_MODELS))}")
     kwargs = {k: v for k, v in overrides.items() if v is not None}
-    return _MODELS[name](pretrained=pretrained, **kwargs)
+    model = _MODELS[name](pretrained=pretrained, **kwargs)
+    if checkpoint is not None:
+        from rsvlm_zoo.export import load_weights
+
+        load_weights(model, checkpoint)
+    return model

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from typing import Any, ClassVar
 
@@ -18,9 +19,12 @@ from rsvlm_zoo.models.blocks.projectors import MLPProjector
 from rsvlm_zoo.models.blocks.regions import RegionBatch, RegionExtractor
 from rsvlm_zoo.models.checkpoint_contents import check_loadable, trim_checkpoint
 from rsvlm_zoo.models.lora import LoraSettings, apply_lora
+from rsvlm_zoo.models.model_config import CHECKPOINT_CONFIG_KEY, model_config
 from rsvlm_zoo.models.splice import scatter_tokens
 from rsvlm_zoo.models.stage_checkpoint import load_stage_checkpoint
 from rsvlm_zoo.tokenizer import IMAGE_TOKEN, MASK_TOKEN, POS_TOKEN
+
+log = logging.getLogger(__name__)
 
 
 class RegionVLM(L.LightningModule):
@@ -96,11 +100,16 @@ class RegionVLM(L.LightningModule):
         # Checkpoints leave out frozen pretrained tensors (see checkpoint_contents); on_load_checkpoint checks
         # what a checkpoint holds, so Lightning's own strict key matching is switched off.
         self.strict_loading = False
+        self.last_val_predictions: list[str] | None = None  # answers of the last evaluated batch (figure callback)
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Keep only the trained tensors and those that cannot be rebuilt from the config."""
+        """Keep only the trained tensors and those that cannot be rebuilt, plus the config that rebuilds the rest."""
         trim_checkpoint(self, checkpoint)
+        try:
+            checkpoint[CHECKPOINT_CONFIG_KEY] = model_config(self)
+        except TypeError as err:  # a custom block that cannot be written as config: the checkpoint still loads
+            log.warning("checkpoint carries no model config (from_pretrained will not read it): %s", err)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a checkpoint whose tensors do not fit this model, before any is copied."""
@@ -255,6 +264,7 @@ class RegionVLM(L.LightningModule):
         if batch is None:
             return
         preds = self.generate(batch)
+        self.last_val_predictions = preds
         name = (batch.get("meta") or [{}])[0].get("eval_name") or f"set{dataloader_idx}"
         metrics = self._eval_metrics.setdefault(name, build_answer_metrics(self.hparams.eval_metrics))
         for metric in metrics.values():

@@ -9,10 +9,11 @@ import timm
 import torch
 from torch import nn
 
+from rsvlm_zoo.models.blocks.config import RecordsInitArgs
 from rsvlm_zoo.pretrained import resolve_timm_weights
 
 
-class VisionEncoder(nn.Module):
+class VisionEncoder(RecordsInitArgs, nn.Module):
     """Base of every encoder.
 
     Subclasses fill `channels` and `reductions` (one entry per returned level), `image_level`

@@ -17,6 +17,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from rsvlm_zoo.models.blocks.config import RecordsInitArgs
 from rsvlm_zoo.pretrained import resolve_hf_model_dir
 from rsvlm_zoo.tokenizer import IMAGE_TOKEN, REGION_TOKENS, build_tiny_tokenizer
 
@@ -42,7 +43,7 @@ def quantize_random_model(model: nn.Module, quant: BitsAndBytesConfig) -> nn.Mod
         return AutoModelForCausalLM.from_pretrained(tmp, quantization_config=quant, local_files_only=True)
 
 
-class HFCausalLM(nn.Module):
+class HFCausalLM(RecordsInitArgs, nn.Module):
     """Any `AutoModelForCausalLM`, with `<image>`, `<mask>`, `<pos>` added to its tokenizer.
 
     Args:

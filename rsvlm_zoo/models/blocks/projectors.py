@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rsvlm_zoo.models.blocks.config import RecordsInitArgs
 
-class MLPProjector(nn.Module):
+
+class MLPProjector(RecordsInitArgs, nn.Module):
     """LLaVA's `mlp2x_gelu`: Linear(in -> out), GELU, Linear(out -> out).
 
     Args:

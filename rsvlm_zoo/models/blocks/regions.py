@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from rsvlm_zoo.models.blocks.config import RecordsInitArgs
+
 
 @dataclass
 class RegionBatch:
@@ -37,7 +39,7 @@ class RegionBatch:
         )
 
 
-class RegionExtractor(nn.Module):
+class RegionExtractor(RecordsInitArgs, nn.Module):
     """Base of every extractor: feature maps + regions -> `tokens_per_region` vectors per region.
 
     Subclasses set `tokens_per_region`, `out_dim` and `needs` ("mask" or "box").

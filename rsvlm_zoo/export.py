@@ -1,0 +1,238 @@
+"""Deployable model directories: write (`export_model`, `rsvlm export`) and load (`from_pretrained`).
+
+An exported directory holds:
+
+- `config.json`: the model class, its arguments and each block's (`model_config`), so the model is built again
+  without the training recipe;
+- `model.safetensors`: every tensor that cannot come back from a pretrained source: the extractor, the
+  projector, and any randomly initialised block (a frozen CLIP encoder or base LLM is left out and loaded
+  again from its local weights when the directory is loaded);
+- `adapter/`: the LLM's LoRA adapter in peft's own format (`PeftModel.from_pretrained(base_llm, "adapter")`), or
+- `llm/`: with `merge=True`, the LLM with the adapter merged in, as a Hugging Face model directory with its
+  tokenizer (loadable by `AutoModelForCausalLM.from_pretrained`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from rsvlm_zoo.models.checkpoint_contents import kept_keys
+from rsvlm_zoo.models.model_config import CHECKPOINT_CONFIG_KEY, build_from_config, model_config
+
+FORMAT = "rsvlm_zoo.export"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+ADAPTER_DIR = "adapter"
+MERGED_LLM_DIR = "llm"
+
+
+def _has_lora(model: nn.Module) -> bool:
+    return getattr(model, "lora", None) is not None and any("lora_" in n for n, _ in model.llm.named_parameters())
+
+
+def _merged_llm_config(llm_config: dict[str, Any]) -> dict[str, Any]:
+    args = dict(llm_config["init_args"])
+    args.update(name_or_path=MERGED_LLM_DIR, config=None, pretrained=True, tokenizer=None, load_in_4bit=False)
+    return {**llm_config, "init_args": args}
+
+
+def export_model(model: nn.Module, out_dir: str | Path, merge: bool = False, overwrite: bool = False) -> Path:
+    """Write `model` as a deployable directory (see the module docstring).
+
+    Args:
+        model: A region VLM (e.g. from `build_model` or a training run).
+        out_dir: Directory to create.
+        merge: Merge the LoRA adapter into the LLM and write the merged LLM instead of the adapter.
+        overwrite: Replace an existing `out_dir`.
+
+    Returns:
+        The directory written.
+
+    Raises:
+        FileExistsError: when `out_dir` exists and `overwrite` is false.
+        ValueError: for `merge` without LoRA, or with a 4-bit LLM (merging into NF4 weights loses the adapter's
+            precision; export the adapter, or build the model with `load_in_4bit: false` first).
+    """
+    out = Path(out_dir)
+    lora = _has_lora(model)
+    if merge and not lora:
+        raise ValueError("merge=True needs a model with a LoRA adapter on its LLM; this one has none")
+    if merge and model.llm.quantized:
+        raise ValueError(
+            "cannot merge LoRA into a 4-bit LLM without losing precision: export the adapter (no --merge), or "
+            "rebuild the model with the LLM's load_in_4bit: false, load the checkpoint and merge then"
+        )
+    if out.exists():
+        if not overwrite:
+            raise FileExistsError(f"{out} already exists; choose another directory or pass overwrite=True")
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+
+    config = model_config(model)
+    state = model.state_dict()
+    keep = kept_keys(model)
+    if merge:
+        keep = {k for k in keep if not k.startswith("llm.")}
+        config["init_args"]["llm"] = _merged_llm_config(config["init_args"]["llm"])
+        config["init_args"]["lora"] = None
+    elif lora:
+        keep = {k for k in keep if "lora_" not in k}
+    tensors = {k: state[k].detach().cpu().contiguous().clone() for k in sorted(keep)}
+    save_file(tensors, str(out / WEIGHTS_FILE))
+
+    if merge:
+        merged = copy.deepcopy(model.llm.model).merge_and_unload()
+        merged.save_pretrained(out / MERGED_LLM_DIR, safe_serialization=True)
+        model.llm.tokenizer.save_pretrained(out / MERGED_LLM_DIR)
+    elif lora:
+        model.llm.model.save_pretrained(out / ADAPTER_DIR, save_embedding_layers=False)
+    meta = {"format": FORMAT, "version": FORMAT_VERSION, "adapter": lora and not merge, "merged": merge}
+    (out / CONFIG_FILE).write_text(json.dumps({**meta, "model": config}, indent=2))
+    return out
+
+
+def _read_export_config(path: Path) -> dict[str, Any]:
+    cfg_file = path / CONFIG_FILE
+    if not cfg_file.is_file():
+        raise FileNotFoundError(f"{path} is not an exported model directory: {CONFIG_FILE} is missing")
+    try:
+        cfg = json.loads(cfg_file.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{cfg_file} is not valid JSON ({err}); export the model again") from err
+    if cfg.get("format") != FORMAT:
+        raise ValueError(f"{cfg_file} is not an rsvlm_zoo export (format {cfg.get('format')!r})")
+    if cfg.get("version", 0) > FORMAT_VERSION:
+        raise ValueError(f"{cfg_file} has format version {cfg['version']}; upgrade rsvlm_zoo to read it")
+    return cfg
+
+
+def load_exported_weights(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load an exported directory's tensors (and adapter) into a model of the same config.
+
+    Raises:
+        ValueError: naming tensors the directory holds that the model lacks, or needs that the directory lacks.
+    """
+    path = Path(path)
+    cfg = _read_export_config(path)
+    tensors = load_file(str(path / WEIGHTS_FILE))
+    own = model.state_dict()
+    unexpected = sorted(set(tensors) - set(own))
+    if unexpected:
+        raise ValueError(
+            f"{path / WEIGHTS_FILE} holds {len(unexpected)} tensor(s) this model lacks, e.g. {unexpected[:5]}; "
+            f"build the model from {path / CONFIG_FILE} (rsvlm_zoo.from_pretrained) instead"
+        )
+    needed = kept_keys(model)
+    if cfg.get("merged"):
+        needed = {k for k in needed if not k.startswith("llm.")}
+    if cfg.get("adapter"):
+        needed = {k for k in needed if "lora_" not in k}
+    missing = sorted(needed - set(tensors))
+    if missing:
+        raise ValueError(
+            f"{path / WEIGHTS_FILE} lacks {len(missing)} tensor(s) this model needs, e.g. {missing[:5]}; it was "
+            "exported from a model with other trainable blocks"
+        )
+    for name, tensor in tensors.items():
+        if own[name].shape != tensor.shape:
+            raise ValueError(f"{name}: exported shape {tuple(tensor.shape)}, model shape {tuple(own[name].shape)}")
+    model.load_state_dict(tensors, strict=False)
+    if cfg.get("adapter"):
+        _load_adapter(model, path / ADAPTER_DIR)
+    return model
+
+
+def _load_adapter(model: nn.Module, adapter_dir: Path) -> None:
+    from peft import set_peft_model_state_dict
+
+    weights = adapter_dir / "adapter_model.safetensors"
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights} is missing; the export is incomplete, export the model again")
+    if not _has_lora(model):
+        raise ValueError(f"{adapter_dir} holds a LoRA adapter but the model has none; build it with `lora` set")
+    result = set_peft_model_state_dict(model.llm.model, load_file(str(weights)))
+    if result.unexpected_keys:
+        raise ValueError(f"{weights} has adapter tensors the model lacks, e.g. {result.unexpected_keys[:5]}")
+
+
+def from_pretrained(path: str | Path) -> nn.Module:
+    """Build a model from an exported directory, or from a Lightning checkpoint written by rsvlm_zoo.
+
+    Frozen pretrained blocks (CLIP encoder, base LLM) are loaded from their local weights as the config names
+    them; everything else comes from the directory or checkpoint.
+
+    Raises:
+        FileNotFoundError: when `path` does not exist.
+        ValueError: when it is neither an export nor a checkpoint with the model's config.
+    """
+    path = Path(path)
+    if path.is_dir():
+        cfg = _read_export_config(path)
+        config = copy.deepcopy(cfg["model"])
+        if cfg.get("merged"):
+            config["init_args"]["llm"]["init_args"]["name_or_path"] = str(path / MERGED_LLM_DIR)
+        model = build_from_config(config)
+        return load_exported_weights(model, path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist (expected an exported directory or a .ckpt file)")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    config = checkpoint.get(CHECKPOINT_CONFIG_KEY) if isinstance(checkpoint, dict) else None
+    if config is None:
+        raise ValueError(
+            f"{path} carries no model config (not written by an rsvlm_zoo model); build the model with "
+            "build_model(name, checkpoint=path) or from the run's config.yaml"
+        )
+    model = build_from_config(config)
+    return load_checkpoint_weights(model, path, checkpoint)
+
+
+def load_checkpoint_weights(model: nn.Module, path: str | Path, checkpoint: dict[str, Any] | None = None) -> nn.Module:
+    """Load a Lightning checkpoint's tensors into `model` after checking they fit."""
+    from rsvlm_zoo.models.checkpoint_contents import check_loadable
+
+    if checkpoint is None:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    check_loadable(model, checkpoint, where=str(path))
+    model.load_state_dict(checkpoint["state_dict"], strict=False)
+    return model
+
+
+def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load an exported directory or a Lightning checkpoint into an already built `model`."""
+    path = Path(path)
+    if path.is_dir():
+        return load_exported_weights(model, path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist (expected an exported directory or a .ckpt file)")
+    return load_checkpoint_weights(model, path)
+
+
+def export_main(argv: list[str]) -> int:
+    """`rsvlm export --checkpoint RUN.ckpt --out DIR [--merge] [--overwrite]`."""
+    parser = argparse.ArgumentParser(prog="rsvlm export", description="Write a deployable model directory.")
+    parser.add_argument("--checkpoint", required=True, help="Lightning checkpoint of an rsvlm_zoo model, or an export")
+    parser.add_argument("--out", required=True, help="directory to write")
+    parser.add_argument("--merge", action="store_true", help="merge the LoRA adapter into the LLM")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
+    args = parser.parse_args(argv)
+    try:
+        model = from_pretrained(args.checkpoint)
+        out = export_model(model, args.out, merge=args.merge, overwrite=args.overwrite)
+    except (FileNotFoundError, FileExistsError, ValueError) as err:
+        print(f"rsvlm export: {err}", file=sys.stderr)
+        return 1
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    size = sum((out / f).stat().st_size for f in files)
+    print(f"wrote {out} ({len(files)} files, {size / 2**20:.1f} MiB): {', '.join(files)}")
+    return 0

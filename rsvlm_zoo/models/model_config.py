@@ -1,0 +1,46 @@
+"""A region VLM as plain config (model class, its arguments and each block's), and built back from it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from rsvlm_zoo.models.blocks.config import _plain, block_config, class_path, instantiate
+
+BLOCKS = ("encoder", "extractor", "projector", "llm")
+CHECKPOINT_CONFIG_KEY = "rsvlm_zoo_model_config"  # where Lightning checkpoints carry the model config
+# Arguments that only matter when a model is first trained, never when it is built again from its weights.
+_TRAINING_ONLY = ("init_checkpoint",)
+
+
+def model_config(model: nn.Module) -> dict[str, Any]:
+    """`{"class_path": ..., "init_args": {...}}` rebuilding `model` with freshly initialised or pretrained blocks.
+
+    The model's own hyperparameters come from `model.hparams` (plain data); each block from the arguments
+    it was constructed with. An earlier stage's `init_checkpoint` is left out: the weights loaded next
+    replace whatever it would give.
+
+    Raises:
+        TypeError: when a block cannot be written as config.
+    """
+    args = {k: v for k, v in dict(model.hparams).items() if k not in _TRAINING_ONLY}
+    init_args = _plain(args, "model hyperparameters")
+    for name in BLOCKS:
+        init_args[name] = block_config(getattr(model, name), name)
+    return {"class_path": class_path(model), "init_args": init_args}
+
+
+def build_from_config(config: dict[str, Any]) -> nn.Module:
+    """Build a model from `model_config()` output (blocks first, then the model around them).
+
+    Raises:
+        ValueError: when the config lacks a block or names a class that cannot be imported.
+    """
+    init_args = dict(config.get("init_args", {}))
+    blocks = {}
+    for name in BLOCKS:
+        if name not in init_args:
+            raise ValueError(f"model config lacks the {name!r} block; it was not written by rsvlm_zoo")
+        blocks[name] = instantiate(init_args.pop(name))
+    return instantiate({"class_path": config["class_path"], "init_args": init_args}, **blocks)
