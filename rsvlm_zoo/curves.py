@@ -1,0 +1,116 @@
+"""Line plots of training curves drawn with Pillow only (no plotting library needed)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from PIL import Image, ImageDraw
+
+from rsvlm_zoo.visualize import load_font, region_colour
+
+BACKGROUND = (255, 255, 255)
+AXIS_COLOUR = (60, 60, 60)
+GRID_COLOUR = (225, 225, 225)
+TEXT_COLOUR = (20, 20, 20)
+CURVE_COLOURS = ((31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (23, 190, 207))
+
+Series = Sequence[tuple[float, float]]
+
+
+def curve_colour(index: int) -> tuple[int, int, int]:
+    """Colour of the `index`-th curve: dark enough to read on white."""
+    if index < len(CURVE_COLOURS):
+        return CURVE_COLOURS[index]
+    r, g, b = region_colour(index)
+    return (r * 2 // 3, g * 2 // 3, b * 2 // 3)
+
+
+def _format(value: float) -> str:
+    if value == 0 or 1e-3 <= abs(value) < 1e5:
+        return f"{value:.4g}"
+    return f"{value:.2e}"
+
+
+def _finite(points: Series) -> list[tuple[float, float]]:
+    return [(float(x), float(y)) for x, y in points if math.isfinite(float(x)) and math.isfinite(float(y))]
+
+
+def _plot_one(
+    draw: ImageDraw.ImageDraw,
+    box: tuple[int, int, int, int],
+    name: str,
+    points: list[tuple[float, float]],
+    colour: tuple[int, int, int],
+    font_size: int,
+) -> None:
+    """One titled panel: axes frame, min/mid/max y ticks, first/last x ticks, the curve and its points."""
+    font = load_font(font_size)
+    left, top, right, bottom = box
+    title = f"{name}  (last {_format(points[-1][1])}, {len(points)} points)" if points else f"{name}  (no values)"
+    draw.text((left, top), title, fill=TEXT_COLOUR, font=font)
+    label_w = int(draw.textlength("-0.0000e+00", font=font)) + font_size // 2
+    x0, y0, x1, y1 = left + label_w, top + int(font_size * 1.6), right - font_size, bottom - int(font_size * 1.6)
+    draw.rectangle((x0, y0, x1, y1), outline=AXIS_COLOUR, width=1)
+    if not points:
+        return
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    x_lo, x_hi = min(xs), max(xs)
+    y_lo, y_hi = min(ys), max(ys)
+    if y_hi == y_lo:
+        y_lo, y_hi = y_lo - 0.5 * (abs(y_lo) or 1.0), y_hi + 0.5 * (abs(y_hi) or 1.0)
+    x_span = (x_hi - x_lo) or 1.0
+
+    def to_px(x: float, y: float) -> tuple[float, float]:
+        px = x0 + (x - x_lo) / x_span * (x1 - x0) if x_hi > x_lo else (x0 + x1) / 2
+        return px, y1 - (y - y_lo) / (y_hi - y_lo) * (y1 - y0)
+
+    for frac in (0.0, 0.5, 1.0):
+        value = y_lo + frac * (y_hi - y_lo)
+        py = y1 - frac * (y1 - y0)
+        draw.line((x0, py, x1, py), fill=GRID_COLOUR, width=1)
+        text = _format(value)
+        tx = x0 - draw.textlength(text, font=font) - font_size // 3
+        draw.text((tx, py - font_size // 2), text, TEXT_COLOUR, font)
+    for x, anchor_x in ((x_lo, x0), (x_hi, x1)):
+        text = f"step {int(x)}" if float(x).is_integer() else _format(x)
+        width = draw.textlength(text, font=font)
+        draw.text((max(x0, min(anchor_x - width / 2, x1 - width)), y1 + font_size // 3), text, TEXT_COLOUR, font)
+    pixels = [to_px(x, y) for x, y in points]
+    if len(pixels) > 1:
+        draw.line(pixels, fill=colour, width=2, joint="curve")
+    if len(pixels) <= 50:
+        r = 3
+        for px, py in pixels:
+            draw.ellipse((px - r, py - r, px + r, py + r), fill=colour)
+
+
+def plot_curves(
+    series: Mapping[str, Series], width: int = 900, panel_height: int = 260, font_size: int = 14
+) -> Image.Image:
+    """Plot each named series of (step, value) points in its own panel, stacked top to bottom.
+
+    Non-finite points are dropped; a series without points gets an empty, titled panel.
+
+    Args:
+        series: Name -> (step, value) points, plotted in the mapping's order.
+        width: Image width in pixels.
+        panel_height: Height of each panel in pixels.
+        font_size: Text size in pixels.
+
+    Returns:
+        An RGB image of `width` x (`panel_height` x number of series).
+
+    Raises:
+        ValueError: when `series` is empty.
+    """
+    if not series:
+        raise ValueError("no series to plot; record at least one value first")
+    image = Image.new("RGB", (width, panel_height * len(series)), BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    pad = font_size // 2
+    for k, (name, points) in enumerate(series.items()):
+        top = k * panel_height
+        box = (pad, top + pad, width - pad, top + panel_height - pad)
+        _plot_one(draw, box, name, _finite(points), curve_colour(k), font_size)
+    return image

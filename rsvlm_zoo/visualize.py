@@ -1,0 +1,390 @@
+"""Region figures: a scene with numbered, coloured masks/boxes and a side panel of answers and references.
+
+`render_regions` is the one entry point; line widths, label and font sizes grow with the scene, so a
+4000 px DOTA scene stays readable when the figure is viewed scaled down to a screen.
+"""
+
+from __future__ import annotations
+
+import colorsys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from rsvlm_zoo.data.images import PIL_RGB_MODES, load_image, stretch_to_uint8
+from rsvlm_zoo.data.schema import DataFormatError, Region
+
+# Bright, mutually distinct colours that read well both over imagery and as text on the dark panel.
+BASE_PALETTE: tuple[tuple[int, int, int], ...] = (
+    (255, 64, 64),
+    (40, 170, 255),
+    (70, 230, 90),
+    (255, 210, 30),
+    (200, 100, 255),
+    (255, 140, 20),
+    (30, 235, 225),
+    (255, 90, 200),
+    (175, 240, 50),
+    (140, 150, 255),
+    (255, 175, 140),
+    (110, 255, 190),
+)
+PANEL_BACKGROUND = (24, 24, 28)
+NOTE_COLOUR = (215, 215, 215)
+FILL_ALPHA = 0.35
+FONT_FILES = ("DejaVuSans.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+GOLDEN_RATIO = 0.618033988749895
+MIN_LUMA = 120.0
+
+RegionLike = Any  # Region | HxW boolean mask (numpy/torch) | (x1, y1, x2, y2) box
+
+
+def region_colour(index: int) -> tuple[int, int, int]:
+    """Colour of region `index` (0-based): the base palette first, then golden-ratio hues, never repeating early.
+
+    Colours past the base palette step the hue by the golden ratio (so neighbours differ strongly) and
+    alternate saturation and brightness between rounds, so 100 regions still get 100 different colours.
+    """
+    if index < len(BASE_PALETTE):
+        return BASE_PALETTE[index]
+    k = index - len(BASE_PALETTE)
+    hue = (0.07 + k * GOLDEN_RATIO) % 1.0
+    saturation = (0.85, 0.6, 0.45)[k % 3]
+    value = (1.0, 0.9)[(k // 3) % 2]
+    rgb = [c * 255 for c in colorsys.hsv_to_rgb(hue, saturation, value)]
+    luma = _luma(rgb)
+    if luma < MIN_LUMA:  # lift dark hues (pure blue) towards white so they read on the dark panel
+        t = (MIN_LUMA - luma) / (255 - luma)
+        rgb = [c + (255 - c) * t for c in rgb]
+    return (round(rgb[0]), round(rgb[1]), round(rgb[2]))
+
+
+def _luma(rgb: Sequence[float]) -> float:
+    return 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
+
+
+@dataclass(frozen=True)
+class FigureScale:
+    """Sizes of the drawn elements for one scene.
+
+    Attributes:
+        font_size: Text size in pixels (panel and number labels).
+        line_width: Outline width in pixels.
+        padding: Gap around panel text and inside number labels.
+        panel_width: Width of the side panel in pixels.
+    """
+
+    font_size: int
+    line_width: int
+    padding: int
+    panel_width: int
+
+    @classmethod
+    def for_image(cls, width: int, height: int, scale: float = 1.0, panel_width: int | None = None) -> FigureScale:
+        """Sizes growing linearly with the scene's longer side: side/48 px text, side/320 px lines (min 12 and 2)."""
+        side = max(width, height)
+        font = max(12, round(side / 48 * scale))
+        line = max(2, round(side / 320 * scale))
+        pad = max(4, font // 3)
+        panel = panel_width if panel_width is not None else max(width // 2, 24 * font)
+        return cls(font_size=font, line_width=line, padding=pad, panel_width=panel)
+
+
+@lru_cache(maxsize=32)
+def load_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """A scalable font of `size` pixels: DejaVu Sans when installed, else Pillow's built-in font.
+
+    Falls back to Pillow's fixed-size bitmap font only when FreeType is unavailable.
+    """
+    for name in FONT_FILES:
+        try:
+            return ImageFont.truetype(name, size)
+        except OSError:
+            continue
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError, ImportError):  # old Pillow or Pillow without FreeType
+        return ImageFont.load_default()
+
+
+def to_display_rgb(image: Any) -> np.ndarray:
+    """Any image form -> HxWx3 uint8 for drawing.
+
+    Accepts file paths (read with `load_image`), PIL images in any mode, and numpy/torch arrays that are
+    HxW (grey), HxWx1, HxWx3 or HxWx4 (alpha dropped) of any numeric type; non-uint8 data is stretched
+    per band like `load_image` does.
+
+    Raises:
+        TypeError: for an unsupported input type.
+        ValueError: for an unsupported array shape.
+    """
+    if isinstance(image, (str, Path)):
+        return load_image(image)
+    if isinstance(image, Image.Image):
+        if image.mode in PIL_RGB_MODES:
+            return np.asarray(image.convert("RGB"))
+        image = np.asarray(image)  # I;16, I, F: numeric data, stretched below
+    if hasattr(image, "detach") and hasattr(image, "cpu"):  # torch tensor, without importing torch
+        image = image.detach().cpu().numpy()
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image must be a path, PIL image or array, got {type(image).__name__}")
+    array = image[:, :, None] if image.ndim == 2 else image
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+        raise ValueError(f"image array must be HxW, HxWx1, HxWx3 or HxWx4, got shape {image.shape}")
+    array = array[:, :, :3] if array.shape[2] == 4 else array
+    if array.dtype != np.uint8:
+        array = np.stack([stretch_to_uint8(array[:, :, c]) for c in range(array.shape[2])], axis=2)
+    if array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    return np.ascontiguousarray(array)
+
+
+def _as_numpy(value: Any) -> Any:
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        return value.detach().cpu().numpy()
+    return value
+
+
+def _is_box(value: Any) -> bool:
+    array = np.asarray(value) if isinstance(value, (list, tuple, np.ndarray)) else None
+    return array is not None and array.shape == (4,) and np.issubdtype(array.dtype, np.number)
+
+
+@dataclass
+class _Geometry:
+    """One region resolved for drawing: a full-size mask, or a box."""
+
+    mask: np.ndarray | None = None
+    box: tuple[float, float, float, float] | None = None
+
+
+def _resolve(region: RegionLike, index: int, height: int, width: int) -> _Geometry:
+    """Turn one region input into a mask or a box at the scene's size, naming the region on errors."""
+    region = _as_numpy(region)
+    if isinstance(region, Region):
+        if region.mask is not None:
+            return _Geometry(mask=_checked_mask(region.mask, index, height, width))
+        if region.has_mask_geometry:
+            try:
+                return _Geometry(mask=region.to_mask(height, width))
+            except DataFormatError as err:
+                raise ValueError(f"region {index}: {err}") from err
+        if region.box is not None:
+            return _Geometry(box=tuple(float(v) for v in region.box))  # type: ignore[arg-type]
+        raise ValueError(f"region {index}: has no geometry (no mask, polygon, RLE or box)")
+    if _is_box(region):
+        return _Geometry(box=tuple(float(v) for v in np.asarray(region)))  # type: ignore[arg-type]
+    if isinstance(region, np.ndarray) and region.ndim == 2:
+        return _Geometry(mask=_checked_mask(region, index, height, width))
+    raise TypeError(
+        f"region {index}: expected a Region, an HxW mask or an (x1, y1, x2, y2) box, got {type(region).__name__}"
+        + (f" of shape {region.shape}" if isinstance(region, np.ndarray) else "")
+    )
+
+
+def _checked_mask(mask: Any, index: int, height: int, width: int) -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.ndim != 2 or mask.shape != (height, width):
+        size = f"{mask.shape[1]}x{mask.shape[0]}" if mask.ndim == 2 else f"of shape {mask.shape}"
+        raise ValueError(
+            f"region {index}: mask is {size} (w x h) but the image is {width}x{height}; "
+            "masks must be given at the image's own size"
+        )
+    return mask.astype(bool)
+
+
+def _erode(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Square erosion by `radius` pixels (outside the array counts as background), via running sums."""
+    out = mask
+    for axis in (0, 1):
+        pad = [(0, 0), (0, 0)]
+        pad[axis] = (radius + 1, radius)
+        csum = np.pad(out.astype(np.int32), pad).cumsum(axis=axis)
+        n = out.shape[axis]
+        size = 2 * radius + 1
+        upper = np.take(csum, np.arange(size, size + n), axis=axis)
+        lower = np.take(csum, np.arange(0, n), axis=axis)
+        out = (upper - lower) == size
+    return out
+
+
+def _draw_mask(canvas: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int], line: int) -> tuple[int, int] | None:
+    """Blend the mask's fill and draw its inner outline in place; returns the label anchor (x, y) or None if empty."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    crop = mask[r0:r1, c0:c1]
+    edge = crop & ~_erode(crop, line)
+    colour_arr = np.asarray(colour, dtype=np.float32)
+    view = canvas[r0:r1, c0:c1]
+    fill = view[crop].astype(np.float32) * (1 - FILL_ALPHA) + colour_arr * FILL_ALPHA
+    view[crop] = np.rint(fill).astype(np.uint8)
+    view[edge] = colour_arr.astype(np.uint8)
+    return int(c0), int(r0)
+
+
+def _text_colour(background: tuple[int, int, int]) -> tuple[int, int, int]:
+    return (0, 0, 0) if _luma(background) > 140 else (255, 255, 255)
+
+
+def _draw_label(
+    draw: ImageDraw.ImageDraw,
+    number: int,
+    anchor: tuple[float, float],
+    colour: tuple[int, int, int],
+    font: Any,
+    pad: int,
+    size: tuple[int, int],
+) -> None:
+    """A filled tag with the region's number at `anchor` (top-left), kept inside the scene."""
+    text = str(number)
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    w, h = right - left + 2 * pad, bottom - top + 2 * pad
+    x = int(min(max(anchor[0], 0), max(size[0] - w, 0)))
+    y = int(min(max(anchor[1], 0), max(size[1] - h, 0)))
+    draw.rectangle((x, y, x + w - 1, y + h - 1), fill=colour)
+    draw.text((x + pad - left, y + pad - top), text, fill=_text_colour(colour), font=font)
+
+
+def wrap_text(text: str, font: Any, width: int, draw: ImageDraw.ImageDraw) -> list[str]:
+    """Break `text` into lines no wider than `width` pixels; words longer than a line are split."""
+    lines: list[str] = []
+    for paragraph in str(text).splitlines() or [""]:
+        current = ""
+        for word in paragraph.split():
+            candidate = f"{current} {word}" if current else word
+            if draw.textlength(candidate, font=font) <= width:
+                current = candidate
+                continue
+            if current:
+                lines.append(current)
+            current = ""
+            while draw.textlength(word, font=font) > width and len(word) > 1:
+                cut = len(word) - 1
+                while cut > 1 and draw.textlength(word[:cut], font=font) > width:
+                    cut -= 1
+                lines.append(word[:cut])
+                word = word[cut:]
+            current = word
+        lines.append(current)
+    return lines
+
+
+def _panel_entries(
+    n: int,
+    answers: Sequence[str | None] | None,
+    references: Sequence[str | None] | None,
+    notes: Sequence[str] | None,
+) -> list[tuple[str, tuple[int, int, int]]]:
+    """(text, colour) paragraphs of the panel: per region "N. answer" and "ref: ...", then the notes."""
+    for name, values in (("answers", answers), ("references", references)):
+        if values is not None and len(values) != n:
+            raise ValueError(f"got {len(values)} {name} for {n} regions; give one per region (None to leave one out)")
+    entries: list[tuple[str, tuple[int, int, int]]] = []
+    for k in range(n):
+        answer = answers[k] if answers is not None else None
+        reference = references[k] if references is not None else None
+        if answer is None and reference is None:
+            continue
+        colour = region_colour(k)
+        entries.append((f"{k + 1}. {answer if answer is not None else ''}".rstrip(), colour))
+        if reference is not None:
+            entries.append((f"ref: {reference}", colour))
+    entries += [(note, NOTE_COLOUR) for note in notes or ()]
+    return entries
+
+
+def _render_panel(entries: list[tuple[str, tuple[int, int, int]]], scale: FigureScale, min_height: int) -> Image.Image:
+    font = load_font(scale.font_size)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    text_width = max(scale.panel_width - 2 * scale.padding, 1)
+    line_height = round(scale.font_size * 1.25)
+    blocks = [(wrap_text(text, font, text_width, probe), colour) for text, colour in entries]
+    height = scale.padding * 2 + sum(len(lines) * line_height + scale.padding for lines, _ in blocks)
+    panel = Image.new("RGB", (scale.panel_width, max(min_height, height)), PANEL_BACKGROUND)
+    draw = ImageDraw.Draw(panel)
+    y = scale.padding
+    for lines, colour in blocks:
+        for line in lines:
+            draw.text((scale.padding, y), line, fill=colour, font=font)
+            y += line_height
+        y += scale.padding
+    return panel
+
+
+def render_regions(
+    image: Any,
+    regions: Sequence[RegionLike],
+    answers: Sequence[str | None] | None = None,
+    references: Sequence[str | None] | None = None,
+    *,
+    notes: Sequence[str] | None = None,
+    scale: float = 1.0,
+    panel_width: int | None = None,
+    panel: bool | None = None,
+) -> Image.Image:
+    """Draw a scene with its regions numbered and coloured, and a side panel of answers and references.
+
+    Masks (also polygons and RLE of a `Region`, rasterised) are filled semi-transparently and outlined; boxes
+    are outlined. Region k (0-based) gets colour `region_colour(k)` and the tag "k+1" at its top-left. The panel
+    to the right lists "N. answer" and "ref: reference" in the region's colour, then `notes` in grey, wrapped
+    to the panel width. Text, tags and lines grow with the scene's size (see `FigureScale.for_image`).
+
+    Args:
+        image: Path, PIL image (any mode) or HxW / HxWxC array of any numeric type (see `to_display_rgb`).
+        regions: Per region a `Region` (mask, polygons, RLE or box), an HxW boolean mask, or an
+            (x1, y1, x2, y2) pixel box.
+        answers: One answer per region (None leaves that region's answer out).
+        references: One reference answer per region (None leaves it out).
+        notes: Further lines under the region entries (e.g. a whole-image answer).
+        scale: Multiplier for text, tag and line sizes.
+        panel_width: Panel width in pixels (default: half the scene width, at least 24 characters' worth).
+        panel: Draw the panel; None draws it only when there is text to show.
+
+    Returns:
+        An RGB image: the scene (padded below when the panel is taller) with the panel to its right.
+
+    Raises:
+        ValueError: a mask whose size differs from the image's (naming the region and both sizes), a
+            region without geometry, or answers/references whose count differs from the regions'.
+        TypeError: a region or image of an unsupported type.
+    """
+    rgb = to_display_rgb(image)
+    height, width = rgb.shape[:2]
+    sizes = FigureScale.for_image(width, height, scale, panel_width)
+    entries = _panel_entries(len(regions), answers, references, notes)
+    geometries = [_resolve(region, k, height, width) for k, region in enumerate(regions)]
+    canvas = rgb.copy()
+    anchors: list[tuple[float, float] | None] = []
+    for k, geometry in enumerate(geometries):
+        if geometry.mask is not None:
+            anchors.append(_draw_mask(canvas, geometry.mask, region_colour(k), sizes.line_width))
+        else:
+            anchors.append(None)
+    scene = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(scene)
+    for k, geometry in enumerate(geometries):
+        if geometry.box is not None:
+            x1, y1, x2, y2 = geometry.box
+            if x2 > x1 and y2 > y1:
+                draw.rectangle((x1, y1, x2 - 1, y2 - 1), outline=region_colour(k), width=sizes.line_width)
+                anchors[k] = (x1, y1)
+    font = load_font(sizes.font_size)
+    label_pad = max(2, sizes.padding // 2)
+    for k, anchor in enumerate(anchors):
+        if anchor is not None:
+            _draw_label(draw, k + 1, anchor, region_colour(k), font, label_pad, (width, height))
+    if panel is False or (panel is None and not entries):
+        return scene
+    side = _render_panel(entries, sizes, height)
+    figure = Image.new("RGB", (width + side.width, side.height), PANEL_BACKGROUND)
+    figure.paste(scene, (0, 0))
+    figure.paste(side, (width, 0))
+    return figure
