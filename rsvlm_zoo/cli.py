@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.cli import LightningCLI
@@ -30,6 +31,24 @@ def _import_components() -> None:
     import rsvlm_zoo.models.blocks  # noqa: F401
 
 
+class RsvlmCLI(LightningCLI):
+    """LightningCLI that writes what `test` and `predict` produce unless the recipe configures a writer itself.
+
+    `test` gets an `EvaluationWriter` (predictions, metrics.json, metrics.md under `<default_root_dir>/eval`),
+    `predict` a `PredictionWriter` (`<default_root_dir>/predictions.jsonl`).
+    """
+
+    def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
+        """Build the trainer, then add the subcommand's writer when none is configured."""
+        from rsvlm_zoo.evaluation import EvaluationWriter, PredictionWriter
+
+        trainer = super().instantiate_trainer(**kwargs)
+        wanted = {"test": EvaluationWriter, "predict": PredictionWriter}.get(self.subcommand or "")
+        if wanted is not None and not any(isinstance(c, wanted) for c in trainer.callbacks):
+            trainer.callbacks.append(wanted())
+        return trainer
+
+
 def main(args: list[str] | None = None) -> int | None:
     """Run the command line; `args` defaults to `sys.argv[1:]`.
 
@@ -45,7 +64,7 @@ def main(args: list[str] | None = None) -> int | None:
     _import_components()
     from rsvlm_zoo.models.base import RegionVLM
 
-    LightningCLI(
+    RsvlmCLI(
         RegionVLM,
         L.LightningDataModule,
         subclass_mode_model=True,

@@ -109,6 +109,7 @@ class RegionDataModule(L.LightningDataModule):
         train: Training source (e.g. `SyntheticSource`, `AnnotationSource`, `InstructionSource`, `MixedSource`).
         val: Evaluation source; its samples are asked without answers and scored by exact match.
         test: Test source, scored like `val`.
+        predict: Source answered by `rsvlm predict` (default: test, else val).
         batch_size: Training batch size.
         eval_batch_size: Evaluation batch size (default: `batch_size`).
         num_workers: DataLoader workers.
@@ -135,6 +136,7 @@ class RegionDataModule(L.LightningDataModule):
         train: SampleSource | None = None,
         val: SampleSource | None = None,
         test: SampleSource | None = None,
+        predict: SampleSource | None = None,
         batch_size: int = 8,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
@@ -154,6 +156,7 @@ class RegionDataModule(L.LightningDataModule):
         if on_bad_sample not in ("error", "skip"):
             raise ValueError(f"on_bad_sample must be 'error' or 'skip', got {on_bad_sample!r}")
         self.train_source, self.val_source, self.test_source = train, val, test
+        self.predict_source = predict
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers, self.template, self.max_length = num_workers, template, max_length
         self.image_policy, self.on_bad_sample, self.mask_control = image_policy, on_bad_sample, mask_control
@@ -274,3 +277,10 @@ class RegionDataModule(L.LightningDataModule):
     def test_dataloader(self) -> list[DataLoader]:
         """As `val_dataloader`, for the test source."""
         return self._eval_loaders(self.test_source or self.val_source, "test")
+
+    def predict_dataloader(self) -> DataLoader:
+        """Prompt batches of the predict source (else test, else val) for `rsvlm predict`."""
+        source = self.predict_source or self.test_source or self.val_source
+        if source is None:
+            raise ValueError(f"{type(self).__name__} has no predict source; set data.init_args.predict")
+        return self._loader(source, train=False)

@@ -20,6 +20,7 @@ from rsvlm_zoo.models.blocks.regions import RegionBatch, RegionExtractor
 from rsvlm_zoo.models.checkpoint_contents import check_loadable, trim_checkpoint
 from rsvlm_zoo.models.lora import LoraSettings, apply_lora
 from rsvlm_zoo.models.model_config import CHECKPOINT_CONFIG_KEY, model_config
+from rsvlm_zoo.models.records import prediction_records
 from rsvlm_zoo.models.splice import scatter_tokens
 from rsvlm_zoo.models.stage_checkpoint import load_stage_checkpoint
 from rsvlm_zoo.tokenizer import IMAGE_TOKEN, MASK_TOKEN, POS_TOKEN
@@ -267,19 +268,39 @@ class RegionVLM(L.LightningModule):
         self.last_val_predictions = preds
         name = (batch.get("meta") or [{}])[0].get("eval_name") or f"set{dataloader_idx}"
         metrics = self._eval_metrics.setdefault(name, build_answer_metrics(self.hparams.eval_metrics))
+        references = batch.get("references") or [[r] for r in batch["answers"]]
         for metric in metrics.values():
-            metric.update(preds, [[r] for r in batch["answers"]])
+            metric.update(preds, references)
+        self._eval_records.setdefault(name, []).extend(prediction_records(batch, preds, self.llm.tokenizer))
 
     def on_validation_epoch_start(self) -> None:
-        """Fresh metric state per evaluation set."""
+        """Fresh metric state and prediction records per evaluation set."""
         self._eval_metrics: dict[str, dict[str, Any]] = {}
+        self._eval_records: dict[str, list[dict[str, Any]]] = {}
+        self.eval_results: dict[str, dict[str, float]] = {}
 
     on_test_epoch_start = on_validation_epoch_start
 
     def _log_eval(self, prefix: str) -> None:
         for name, metrics in self._eval_metrics.items():
+            results = self.eval_results.setdefault(name, {})
             for key, metric in metrics.items():
-                self.log(f"{prefix}/{key}_{name}", metric.compute(), add_dataloader_idx=False)
+                value = metric.compute()
+                scores = value if isinstance(value, dict) else {key: value}
+                for score_name, score in scores.items():
+                    results[score_name] = float(score)
+                    self.log(f"{prefix}/{score_name}_{name}", float(score), add_dataloader_idx=False, sync_dist=False)
+
+    @property
+    def eval_records(self) -> dict[str, list[dict[str, Any]]]:
+        """This process's prediction records of the last validation/test run, per evaluation set."""
+        return getattr(self, "_eval_records", {})
+
+    def predict_step(self, batch: dict[str, Any] | None, batch_idx: int, dataloader_idx: int = 0) -> list[dict]:
+        """Greedy answers for a prompt batch, as records (sample id, prompt, answer, references)."""
+        if batch is None:
+            return []
+        return prediction_records(batch, self.generate(batch), self.llm.tokenizer)
 
     def on_validation_epoch_end(self) -> None:
         """Log every metric of every evaluation set."""
