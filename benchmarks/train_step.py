@@ -7,7 +7,8 @@ For each configuration it times, on the same batch of generated scenes:
 - step: forward + backward + optimiser step of the whole model, as `training_step` runs it;
 - LLM: forward + backward of the LLM alone on the step's spliced embeddings (detached);
 - encoder: the vision encoder's forward alone (frozen, as in every full-size stage).
-"outside the LLM" = (collate + step - LLM) / (collate + step). Prints one row per configuration.
+"outside the LLM" = (collate + step - LLM) / (collate + step). Prints one row per configuration and precision:
+fp32, and bf16-true (the whole model in bfloat16, as the full-size recipes train it).
 """
 
 from __future__ import annotations
@@ -53,9 +54,11 @@ def best_of(fn: Callable[[], Any], repeats: int) -> float:
     return min(times)
 
 
-def measure(overrides: dict[str, Any], batch_size: int, repeats: int) -> tuple[float, float, float, float]:
+def measure(
+    overrides: dict[str, Any], batch_size: int, repeats: int, dtype: torch.dtype = torch.float32
+) -> tuple[float, float, float, float]:
     torch.manual_seed(0)
-    model = build_model("aquila_plus_tiny", stage=3, **overrides)
+    model = build_model("aquila_plus_tiny", stage=3, **overrides).to(dtype)
     model.train()
     scenes = SyntheticRegionScenes(batch_size, seed=0, side=model.encoder.input_size[0])
     samples = [scenes[i] for i in range(batch_size)]
@@ -81,7 +84,7 @@ def measure(overrides: dict[str, Any], batch_size: int, repeats: int) -> tuple[f
         model.zero_grad(set_to_none=True)
 
     def encoder_only() -> None:
-        model.encode(batch["pixel_values"])
+        model.encode(batch["pixel_values"].to(dtype))
 
     return best_of(collate, repeats), best_of(step, repeats), best_of(llm_only, repeats), best_of(encoder_only, repeats)
 
@@ -94,12 +97,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"batch {args.batch}, best of {args.steps}, {args.threads} CPU threads")
-    print(f"{'configuration':<44}{'collate ms':>11}{'step ms':>10}{'LLM ms':>9}{'encoder ms':>11}{'outside LLM':>13}")
+    print(f"{'configuration':<56}{'collate ms':>11}{'step ms':>10}{'LLM ms':>9}{'encoder ms':>11}{'outside LLM':>13}")
     for name, overrides in CONFIGS.items():
-        t_collate, t_step, t_llm, t_encoder = measure(overrides, args.batch, args.steps)
-        share = (t_collate + t_step - t_llm) / (t_collate + t_step)
-        row = f"{t_collate * 1e3:>11.1f}{t_step * 1e3:>10.1f}{t_llm * 1e3:>9.1f}{t_encoder * 1e3:>11.1f}"
-        print(f"{name:<44}{row}{share:>12.1%}")
+        for dtype in (torch.float32, torch.bfloat16):
+            t_collate, t_step, t_llm, t_encoder = measure(overrides, args.batch, args.steps, dtype)
+            share = (t_collate + t_step - t_llm) / (t_collate + t_step)
+            row = f"{t_collate * 1e3:>11.1f}{t_step * 1e3:>10.1f}{t_llm * 1e3:>9.1f}{t_encoder * 1e3:>11.1f}"
+            label = f"{name}, {'fp32' if dtype == torch.float32 else 'bf16-true'}"
+            print(f"{label:<56}{row}{share:>12.1%}")
 
 
 if __name__ == "__main__":
