@@ -48,8 +48,14 @@ class RegionExample:
 
 
 def run_dir(trainer: L.Trainer) -> Path:
-    """The run's directory: `trainer.log_dir`, else `trainer.default_root_dir`."""
-    return Path(trainer.log_dir or trainer.default_root_dir)
+    """The run's directory: the logger's `log_dir`, else `trainer.default_root_dir`.
+
+    Read from the logger directly: `trainer.log_dir` broadcasts from rank 0, a collective that would hang when
+    only rank 0 asks (these callbacks draw on rank 0 alone).
+    """
+    logger = trainer.logger
+    log_dir = getattr(logger, "log_dir", None) if logger is not None else None
+    return Path(log_dir or trainer.default_root_dir)
 
 
 def denormalise(pixel_values: Any, mean: Sequence[float] | None, std: Sequence[float] | None) -> np.ndarray:

@@ -11,6 +11,7 @@ from lightning.pytorch.cli import LightningCLI
 
 OWN_COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("rsvlm_zoo.data.check", "data_main"),
+    "describe": ("rsvlm_zoo.describe_cli", "describe_main"),
     "eval": ("rsvlm_zoo.metrics.eval_cli", "eval_main"),
     "export": ("rsvlm_zoo.export", "export_main"),
     "visualize": ("rsvlm_zoo.visualize_cli", "visualize_main"),
@@ -53,7 +54,7 @@ def main(args: list[str] | None = None) -> int | None:
     """Run the command line; `args` defaults to `sys.argv[1:]`.
 
     `fit`, `validate`, `test` and `predict` go to LightningCLI (`-c recipe.yaml`, `--print_config`);
-    `data check`, `eval`, `export` and `visualize` are rsvlm's own subcommands.
+    `data check`, `describe`, `eval`, `export` and `visualize` are rsvlm's own subcommands.
     """
     argv = list(sys.argv[1:] if args is None else args)
     if argv and argv[0] in OWN_COMMANDS:

@@ -44,10 +44,11 @@ class RegionCollator:
             "input_ids": input_ids,
             "attention_mask": attention,
             "labels": labels,
-            "pixel_values": torch.stack([it["pixel_values"] for it in items]),
             "region_image_index": torch.repeat_interleave(torch.arange(n), counts),
             "sample_ids": [it["sample_id"] for it in items],
         }
+        if "pixel_values" in items[0]:  # absent when the caller stacks each unique image itself
+            batch["pixel_values"] = torch.stack([it["pixel_values"] for it in items])
         for key in ("masks", "boxes"):
             if key in items[0]:
                 batch[f"region_{key}"] = torch.cat([it[key] for it in items])

@@ -170,8 +170,13 @@ class RegionProcessor:
         return ids, labels
 
     # ---------------------------------------------------------------- all together
-    def __call__(self, sample: Sample, image: np.ndarray, generation: bool = False) -> dict[str, Any]:
-        """Process one sample whose image is already decoded (HxWx3 uint8)."""
+    def __call__(
+        self, sample: Sample, image: np.ndarray, generation: bool = False, with_pixels: bool = True
+    ) -> dict[str, Any]:
+        """Process one sample whose image is already decoded (HxWx3 uint8).
+
+        `with_pixels=False` leaves out `pixel_values` (for callers that stack each unique image once).
+        """
         h, w = image.shape[:2]
         if (h, w) != (sample.height, sample.width):
             raise DataFormatError(
@@ -192,10 +197,11 @@ class RegionProcessor:
         out: dict[str, Any] = {
             "input_ids": torch.tensor(ids, dtype=torch.long),
             "labels": torch.tensor(labels, dtype=torch.long),
-            "pixel_values": self.image_tensor(image),
             "num_regions": len(refs),
             "sample_id": sample.sample_id,
         }
+        if with_pixels:
+            out["pixel_values"] = self.image_tensor(image)
         regions = [sample.regions[i] for i in refs]
         if self.spec.region_kind == "mask":
             masks = (

@@ -61,7 +61,9 @@ def generation_batch(
         images: The unique images.
         sample_image: For each sample, the index of its image in `images`.
     """
-    items = [processor(s, images[i], generation=True) for s, i in zip(samples, sample_image, strict=True)]
+    items = [
+        processor(s, images[i], generation=True, with_pixels=False) for s, i in zip(samples, sample_image, strict=True)
+    ]
     batch = RegionCollator(processor.spec.tokenizer.pad_token_id, padding_side="left")(items)
     batch["pixel_values"] = torch.stack([processor.image_tensor(im) for im in images])
     batch["sequence_image_index"] = torch.tensor(sample_image, dtype=torch.long)

@@ -1,0 +1,253 @@
+"""`rsvlm describe`: answer a question about every region of one scene with a model's `describe()`.
+
+Usage::
+
+    rsvlm describe --model (NAME | EXPORT_DIR | RUN.ckpt) --image scene.png
+                   (--masks masks.png | --instances instances.json | --boxes boxes.json)
+                   [--checkpoint FILE] [--pretrained] [--prompt TEXT] [--max-new-tokens N]
+                   [--task attributes|description] [--device DEVICE] [--json out.json]
+
+`--model` is a path when one exists there (an exported directory or a Lightning checkpoint, loaded by
+`rsvlm_zoo.export.from_pretrained`), otherwise a registered name (`rsvlm_zoo.list_models()`), built with
+`build_model(name, pretrained=..., checkpoint=...)`. Regions are read as `rsvlm visualize` reads them: an
+instance-id PNG (`--masks`: 0 is background, pixel value k marks a region; regions are numbered in increasing
+id order), the record of `--image` in a COCO instances file (`--instances`), or a JSON list of
+`[x1, y1, x2, y2]` pixel boxes (`--boxes`).
+
+The scene goes through one `describe()` call. Mask models get masks (boxes are filled in); box models get
+boxes (masks are reduced to their tight box) and a `--task`: `attributes` (the default, one answer per box) or
+`description` (one text about the scene using all its boxes). One line per region, `regionK: answer`, is
+printed (or the description), and `--json` writes the image, the regions and the answers.
+
+Exit status: 0 on success; 1 when an input or the model cannot be used (the message names the file or
+model); 2 for bad arguments, including `--task` for a mask model and `--checkpoint`/`--pretrained` with a
+model path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rsvlm_zoo.data.images import load_image
+from rsvlm_zoo.data.schema import DataFormatError, Region
+from rsvlm_zoo.registry import UnknownModelError
+from rsvlm_zoo.visualize_cli import VisualizeInputError, _as_region, _load_regions
+
+TASKS = ("attributes", "description")
+MODEL_FILE_SUFFIXES = (".ckpt", ".pt", ".pth", ".safetensors")
+
+
+class DescribeUsageError(ValueError):
+    """Arguments of `rsvlm describe` that do not go together (exit status 2)."""
+
+
+class DescribeInputError(ValueError):
+    """An input of `rsvlm describe` (a file or the model) cannot be used (exit status 1)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `rsvlm describe` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="rsvlm describe", description="Answer a question about every region of a scene with a region VLM."
+    )
+    parser.add_argument(
+        "--model", required=True, help="registered model name, exported model directory or Lightning checkpoint"
+    )
+    parser.add_argument("--image", required=True, type=Path, help="the scene (PNG/JPEG/TIFF, any bit depth)")
+    regions = parser.add_mutually_exclusive_group(required=True)
+    regions.add_argument("--masks", type=Path, help="instance-id PNG: 0 background, k = region k")
+    regions.add_argument("--instances", type=Path, help="COCO instances JSON; the record of --image is used")
+    regions.add_argument("--boxes", type=Path, help="JSON list of [x1, y1, x2, y2] pixel boxes")
+    parser.add_argument("--checkpoint", default=None, help="weights for a registered --model (checkpoint or export)")
+    parser.add_argument("--pretrained", action="store_true", help="build a registered --model with pretrained weights")
+    parser.add_argument("--prompt", default=None, help="question (default: the model's own)")
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="generation length (default: the model's)")
+    parser.add_argument(
+        "--task", choices=TASKS, default=None, help="box models: one answer per box (attributes, default) or one text"
+    )
+    parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    parser.add_argument("--json", type=Path, default=None, help="write image, regions and answers to this JSON file")
+    return parser
+
+
+def _looks_like_path(model: str) -> bool:
+    return "/" in model or "\\" in model or model.endswith(MODEL_FILE_SUFFIXES)
+
+
+def load_model(model: str, checkpoint: str | None = None, pretrained: bool = False) -> Any:
+    """The model named by `--model`: an existing path through `from_pretrained`, else a registered name.
+
+    Raises:
+        DescribeUsageError: `checkpoint` or `pretrained` given with a model path.
+        DescribeInputError: a path-like `model` that does not exist, or a file that is no usable model.
+        UnknownModelError: a name that is not registered.
+    """
+    path = Path(model)
+    if path.exists():
+        if checkpoint is not None or pretrained:
+            raise DescribeUsageError(
+                "--checkpoint and --pretrained go with a registered model name; "
+                f"{model} is a path and brings its own weights"
+            )
+        from rsvlm_zoo.export import from_pretrained
+
+        try:
+            return from_pretrained(path)
+        except (pickle.UnpicklingError, RuntimeError, EOFError) as err:  # e.g. torch.load on a file of another kind
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise DescribeInputError(
+                f"model file {model}: cannot be loaded ({first_line}); expected a Lightning checkpoint written by "
+                "rsvlm_zoo or an exported model directory"
+            ) from err
+    if _looks_like_path(model):
+        raise DescribeInputError(f"model file not found: {model} (and it is not a registered model name)")
+    from rsvlm_zoo.registry import build_model
+
+    return build_model(model, pretrained=pretrained, checkpoint=checkpoint)
+
+
+def region_kind(model: Any) -> str:
+    """`"mask"` or `"box"`: the region geometry the model's `describe()` takes.
+
+    Raises:
+        DescribeInputError: when the model has no `describe()`.
+    """
+    if not callable(getattr(model, "describe", None)):
+        raise DescribeInputError(f"{type(model).__name__} has no describe() method")
+    return "box" if model.input_spec().region_kind == "box" else "mask"
+
+
+def describe_regions(
+    model: Any,
+    image: np.ndarray,
+    regions: list[Region],
+    prompt: str | None = None,
+    max_new_tokens: int | None = None,
+    task: str | None = None,
+) -> list[str] | str:
+    """One `describe()` call on the scene, with the region geometry the model takes.
+
+    Args:
+        model: A region VLM with `describe()`.
+        image: HxWx3 uint8 scene.
+        regions: The scene's regions (any geometry; converted to the model's kind).
+        prompt: The question (None: the model's own).
+        max_new_tokens: Generation length (None: the model's default).
+        task: Box models only: "attributes" (default) or "description".
+
+    Returns:
+        One answer per region, or, for `task="description"`, the scene's description.
+
+    Raises:
+        DescribeUsageError: `task` given for a mask model.
+    """
+    height, width = image.shape[:2]
+    if region_kind(model) == "box":
+        task = task or "attributes"
+        boxes = [r.to_box() for r in regions]
+        out = model.describe([image], [boxes], prompt=prompt, max_new_tokens=max_new_tokens, task=task)
+        return out[0] if task == "description" else list(out[0])
+    if task is not None:
+        raise DescribeUsageError(f"--task applies to box models only; {type(model).__name__} takes masks")
+    masks = [r.to_mask(height, width) for r in regions]
+    return list(model.describe([image], [masks], prompt=prompt, max_new_tokens=max_new_tokens)[0])
+
+
+def _region_record(k: int, region: Region, height: int, width: int) -> dict[str, Any]:
+    record: dict[str, Any] = {"name": f"region{k}", "box": [round(float(v), 2) for v in region.to_box()]}
+    if region.has_mask_geometry:
+        record["area"] = int(region.to_mask(height, width).sum())
+    if region.category is not None:
+        record["category"] = region.category
+    return record
+
+
+def describe_record(
+    args: argparse.Namespace, image: np.ndarray, regions: list[Region], result: list[str] | str, task: str | None
+) -> dict[str, Any]:
+    """The `--json` content: image, model, question, every region (name, box, area, category) and the answers."""
+    height, width = image.shape[:2]
+    source = next((flag, str(getattr(args, flag))) for flag in ("masks", "instances", "boxes") if getattr(args, flag))
+    record: dict[str, Any] = {
+        "image": str(args.image),
+        "width": width,
+        "height": height,
+        "model": args.model,
+        "regions_from": {source[0]: source[1]},
+        "task": task,
+        "prompt": args.prompt,
+        "max_new_tokens": args.max_new_tokens,
+        "regions": [_region_record(k, r, height, width) for k, r in enumerate(regions, start=1)],
+    }
+    if isinstance(result, str):
+        record["description"] = result
+    else:
+        for entry, answer in zip(record["regions"], result, strict=True):
+            entry["answer"] = answer
+    return record
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _run(args: argparse.Namespace) -> int:
+    if not args.image.is_file():
+        raise DescribeInputError(f"image file not found: {args.image}")
+    image = load_image(args.image)
+    height, width = image.shape[:2]
+    regions = [_as_region(r) for r in _load_regions(args, width, height)]
+    source = args.masks or args.instances or args.boxes
+    if not regions:
+        raise DescribeInputError(f"{source}: holds no regions; nothing to describe")
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_model(args.model, args.checkpoint, args.pretrained).eval().to(device)
+    task = args.task or ("attributes" if region_kind(model) == "box" else None)
+    result = describe_regions(model, image, regions, args.prompt, args.max_new_tokens, task)
+    if isinstance(result, str):
+        print(_one_line(result))
+    else:
+        for k, answer in enumerate(result, start=1):
+            print(f"region{k}: {_one_line(answer)}")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        record = describe_record(args, image, regions, result, task)
+        args.json.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def describe_main(argv: list[str] | None = None) -> int:
+    """Run `rsvlm describe` with `argv` (default: `sys.argv[1:]`); returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse: 2 for bad arguments, 0 for --help
+        return int(exit_.code or 0)
+    if args.max_new_tokens is not None and args.max_new_tokens < 1:
+        print(f"rsvlm describe: error: --max-new-tokens must be at least 1, got {args.max_new_tokens}", file=sys.stderr)
+        return 2
+    try:
+        return _run(args)
+    except DescribeUsageError as err:
+        print(f"rsvlm describe: error: {err}", file=sys.stderr)
+        return 2
+    except UnknownModelError as err:
+        print(f"rsvlm describe: error: {err}", file=sys.stderr)
+        return 1
+    except (DescribeInputError, VisualizeInputError, DataFormatError, FileNotFoundError, ValueError) as err:
+        print(f"rsvlm describe: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(describe_main())
