@@ -38,7 +38,7 @@ import numpy as np
 from rsvlm_zoo.data.images import load_image
 from rsvlm_zoo.data.schema import DataFormatError, Region
 from rsvlm_zoo.registry import UnknownModelError
-from rsvlm_zoo.visualize_cli import VisualizeInputError, _as_region, _load_regions
+from rsvlm_zoo.visualize_cli import VisualizeInputError, add_region_arguments, as_region, load_regions
 
 TASKS = ("attributes", "description")
 MODEL_FILE_SUFFIXES = (".ckpt", ".pt", ".pth", ".safetensors")
@@ -60,11 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model", required=True, help="registered model name, exported model directory or Lightning checkpoint"
     )
-    parser.add_argument("--image", required=True, type=Path, help="the scene (PNG/JPEG/TIFF, any bit depth)")
-    regions = parser.add_mutually_exclusive_group(required=True)
-    regions.add_argument("--masks", type=Path, help="instance-id PNG: 0 background, k = region k")
-    regions.add_argument("--instances", type=Path, help="COCO instances JSON; the record of --image is used")
-    regions.add_argument("--boxes", type=Path, help="JSON list of [x1, y1, x2, y2] pixel boxes")
+    add_region_arguments(parser, "COCO instances JSON; the record of --image is used")
     parser.add_argument("--checkpoint", default=None, help="weights for a registered --model (checkpoint or export)")
     parser.add_argument("--pretrained", action="store_true", help="build a registered --model with pretrained weights")
     parser.add_argument("--prompt", default=None, help="question (default: the model's own)")
@@ -203,7 +199,7 @@ def _run(args: argparse.Namespace) -> int:
         raise DescribeInputError(f"image file not found: {args.image}")
     image = load_image(args.image)
     height, width = image.shape[:2]
-    regions = [_as_region(r) for r in _load_regions(args, width, height)]
+    regions = [as_region(r) for r in load_regions(args, width, height)]
     source = args.masks or args.instances or args.boxes
     if not regions:
         raise DescribeInputError(f"{source}: holds no regions; nothing to describe")

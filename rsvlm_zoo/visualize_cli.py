@@ -40,11 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rsvlm visualize", description="Draw a scene's numbered regions and their answers into a PNG figure."
     )
-    parser.add_argument("--image", required=True, type=Path, help="the scene (PNG/JPEG/TIFF, any bit depth)")
-    regions = parser.add_mutually_exclusive_group(required=True)
-    regions.add_argument("--masks", type=Path, help="instance-id PNG: 0 background, k = region k")
-    regions.add_argument("--instances", type=Path, help="COCO instances JSON; the record of --image is drawn")
-    regions.add_argument("--boxes", type=Path, help="JSON list of [x1, y1, x2, y2] pixel boxes")
+    add_region_arguments(parser, "COCO instances JSON; the record of --image is drawn")
     parser.add_argument("--model", default=None, help="registered model name whose describe() answers the regions")
     parser.add_argument("--checkpoint", default=None, help="weights for --model (passed as init_checkpoint)")
     parser.add_argument("--pretrained", action="store_true", help="build --model with its pretrained weights")
@@ -139,7 +135,8 @@ def read_texts(path: Path, what: str, count: int) -> list[str | None]:
     return data
 
 
-def _as_region(region: Any) -> Region:
+def as_region(region: Any) -> Region:
+    """A `Region` from a Region, a boolean mask array or an (x1, y1, x2, y2) box."""
     if isinstance(region, Region):
         return region
     return Region(mask=region) if isinstance(region, np.ndarray) else Region(box=tuple(region))
@@ -160,20 +157,23 @@ def model_answers(
     each box with `task="attributes"`); regions of the other kind are converted.
     """
     from rsvlm_zoo import build_model
+    from rsvlm_zoo.describe_cli import describe_regions
 
     model = build_model(name, pretrained=pretrained, init_checkpoint=checkpoint).eval()
-    height, width = image.shape[:2]
-    as_regions = [_as_region(r) for r in regions]
-    if model.input_spec().region_kind == "box":
-        boxes = [r.to_box() for r in as_regions]
-        out = model.describe([image], [boxes], prompt=prompt, max_new_tokens=max_new_tokens, task="attributes")
-    else:
-        masks = [r.to_mask(height, width) for r in as_regions]
-        out = model.describe([image], [masks], prompt=prompt, max_new_tokens=max_new_tokens)
-    return list(out[0])
+    return list(describe_regions(model, image, [as_region(r) for r in regions], prompt, max_new_tokens))
 
 
-def _load_regions(args: argparse.Namespace, width: int, height: int) -> list[Any]:
+def add_region_arguments(parser: argparse.ArgumentParser, instances_help: str) -> None:
+    """`--image` and one of `--masks` / `--instances` / `--boxes`, shared by the scene commands."""
+    parser.add_argument("--image", required=True, type=Path, help="the scene (PNG/JPEG/TIFF, any bit depth)")
+    regions = parser.add_mutually_exclusive_group(required=True)
+    regions.add_argument("--masks", type=Path, help="instance-id PNG: 0 background, k = region k")
+    regions.add_argument("--instances", type=Path, help=instances_help)
+    regions.add_argument("--boxes", type=Path, help="JSON list of [x1, y1, x2, y2] pixel boxes")
+
+
+def load_regions(args: argparse.Namespace, width: int, height: int) -> list[Any]:
+    """The regions named by `--masks`, `--instances` or `--boxes` (see `add_region_arguments`)."""
     if args.masks is not None:
         return read_instance_masks(args.masks, width, height)
     if args.instances is not None:
@@ -194,7 +194,7 @@ def visualize_main(argv: list[str] | None = None) -> int:
             raise VisualizeInputError(f"image file not found: {args.image}")
         image = load_image(args.image)
         height, width = image.shape[:2]
-        regions = _load_regions(args, width, height)
+        regions = load_regions(args, width, height)
         answers = read_texts(args.answers, "answers", len(regions)) if args.answers else None
         references = read_texts(args.references, "references", len(regions)) if args.references else None
         if args.model:
