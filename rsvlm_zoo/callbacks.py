@@ -34,10 +34,12 @@ class RegionExample:
 
     Attributes:
         image: HxWx3 uint8 model-input image (de-normalised).
-        regions: The sequence's regions: HxW boolean masks or (x1, y1, x2, y2) boxes in `image` pixels.
+        regions: The sequence's regions: HxW boolean masks or (x1, y1, x2, y2) boxes in `image` pixels, each
+            once (a question that names a region again, as Osprey-style prompts do, does not add it twice).
         prediction: The model's answer, when the module exposes it.
         reference: The reference answer.
         sample_id: The sample's id.
+        asked: 1-based number of the region the last question names again, when it does.
     """
 
     image: np.ndarray
@@ -45,6 +47,7 @@ class RegionExample:
     prediction: str | None
     reference: str | None
     sample_id: str
+    asked: int | None = None
 
 
 def run_dir(trainer: L.Trainer) -> Path:
@@ -103,12 +106,20 @@ def examples_from_batch(
     for i in range(n):
         image_index = int(seq_image[i]) if seq_image is not None else i
         regions: list[Any] = []
+        asked = None
         for r in np.flatnonzero(region_seq == i):
             if masks is not None:
                 mask = masks[r] >= 0.5
-                regions.append(mask if mask.any() else masks[r] > 0)
+                region: Any = mask if mask.any() else masks[r] > 0
             elif boxes is not None:
-                regions.append(tuple(float(v) for v in boxes[r]))
+                region = tuple(float(v) for v in boxes[r])
+            else:
+                continue
+            same = [k for k, earlier in enumerate(regions) if _same_region(earlier, region)]
+            if same:  # the question names a listed region again: draw it once, under its own number
+                asked = same[0] + 1
+            else:
+                regions.append(region)
         out.append(
             RegionExample(
                 image=denormalise(batch["pixel_values"][image_index], mean, std),
@@ -116,9 +127,16 @@ def examples_from_batch(
                 prediction=predictions[i] if predictions is not None else None,
                 reference=answers[i] if i < len(answers) else None,
                 sample_id=str(ids[i]) if i < len(ids) else str(i),
+                asked=asked,
             )
         )
     return out
+
+
+def _same_region(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return a.shape == b.shape and bool(np.array_equal(a, b))
+    return not isinstance(a, np.ndarray) and not isinstance(b, np.ndarray) and tuple(a) == tuple(b)
 
 
 def _upscale(example: RegionExample, display_size: int) -> tuple[np.ndarray, list[Any]]:
@@ -138,7 +156,7 @@ def _upscale(example: RegionExample, display_size: int) -> tuple[np.ndarray, lis
 def render_example(example: RegionExample, display_size: int = 384) -> Image.Image:
     """The figure of one validation sequence: its regions, then the sample id, model answer and reference."""
     image, regions = _upscale(example, display_size)
-    notes = [f"sample {example.sample_id}"]
+    notes = [f"sample {example.sample_id}" + (f", asked about region {example.asked}" if example.asked else "")]
     if example.prediction is not None:
         notes.append(f"model: {example.prediction}")
     if example.reference is not None:

@@ -541,3 +541,20 @@ def test_cli_refuses_model_and_answers_together(scene_files, capsys):
     argv += ["--model", "tiny", "--answers", str(scene_files / "answers.json"), "--out", str(scene_files / "x.png")]
     assert main(argv) == 2
     assert "either --model or --answers" in capsys.readouterr().err
+
+
+def test_validation_examples_draw_each_region_once_and_name_the_asked_one():
+    from rsvlm_zoo import build_model
+    from rsvlm_zoo.callbacks import examples_from_batch
+    from rsvlm_zoo.datamodules import RegionDataModule, SyntheticSource
+
+    source = SyntheticSource(2, seed=1, one_question_per_sample=True)
+    data = RegionDataModule(val=source, eval_batch_size=8)
+    data.attach(build_model("aquila_plus_tiny").input_spec())
+    batch = next(iter(data.val_dataloader()[0]))
+    examples = examples_from_batch(batch, None)
+    assert len(examples) == len(source)  # the loader keeps the source's order
+    for k, example in enumerate(examples):
+        sample = source[k]
+        assert len(example.regions) == len(sample.regions), sample.sample_id
+        assert example.asked == int(sample.sample_id.split(":region")[1])
