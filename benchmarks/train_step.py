@@ -65,8 +65,7 @@ def measure(
     processor = RegionProcessor(model.input_spec(), max_length=2048)
     collator = RegionCollator(model.llm.tokenizer.pad_token_id)
     batch = collator([processor(s, s.image) for s in samples])
-    # fused, as RegionVLM.configure_optimizers builds it
-    optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5, fused=True)
+    optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
 
     def collate() -> None:
         collator([processor(s, s.image) for s in samples])
