@@ -95,3 +95,33 @@ def test_full_size_recipe_fails_fast_without_local_weights(recipe, tmp_path):
     assert "no local weights for" in message
     assert str(tmp_path / "empty_cache") in message
     assert "--model.init_args.encoder.init_args.weights" in message
+
+
+def test_checkpoint_of_a_cli_run_rebuilds_the_model(tmp_path):
+    """LightningCLI adds `_class_path` to the model's hyperparameters; the checkpoint still rebuilds it."""
+    import torch
+
+    from rsvlm_zoo import from_pretrained
+
+    code = main(
+        [
+            "fit",
+            "-c",
+            str(RECIPES / "tiny" / "mgimm_stage1.yaml"),
+            "--trainer.max_steps",
+            "1",
+            "--trainer.limit_val_batches",
+            "0",
+            "--trainer.default_root_dir",
+            str(tmp_path),
+            "--data.init_args.train.init_args.num_scenes",
+            "2",
+            "--data.init_args.batch_size",
+            "2",
+        ]
+    )
+    assert code == 0
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    model = from_pretrained(ckpt)
+    saved = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    assert saved and all(torch.equal(model.state_dict()[k], v) for k, v in saved.items())

@@ -14,6 +14,15 @@ CHECKPOINT_CONFIG_KEY = "rsvlm_zoo_model_config"  # where Lightning checkpoints 
 _TRAINING_ONLY = ("init_checkpoint",)
 
 
+def _is_model_argument(key: str) -> bool:
+    """Whether a hyperparameter is a constructor argument to keep in the model config.
+
+    Training-only keys are not, nor the `_class_path` / `_instantiator` entries LightningCLI adds to the
+    hyperparameters of a model it instantiates.
+    """
+    return key not in _TRAINING_ONLY and not key.startswith("_")
+
+
 def model_config(model: nn.Module) -> dict[str, Any]:
     """`{"class_path": ..., "init_args": {...}}` rebuilding `model` with freshly initialised or pretrained blocks.
 
@@ -24,7 +33,7 @@ def model_config(model: nn.Module) -> dict[str, Any]:
     Raises:
         TypeError: when a block cannot be written as config.
     """
-    args = {k: v for k, v in dict(model.hparams).items() if k not in _TRAINING_ONLY}
+    args = {k: v for k, v in dict(model.hparams).items() if _is_model_argument(k)}
     init_args = _plain(args, "model hyperparameters")
     for name in BLOCKS:
         init_args[name] = block_config(getattr(model, name), name)
@@ -37,7 +46,7 @@ def build_from_config(config: dict[str, Any]) -> nn.Module:
     Raises:
         ValueError: when the config lacks a block or names a class that cannot be imported.
     """
-    init_args = dict(config.get("init_args", {}))
+    init_args = {k: v for k, v in config.get("init_args", {}).items() if _is_model_argument(k)}
     blocks = {}
     for name in BLOCKS:
         if name not in init_args:
