@@ -95,7 +95,12 @@ class CIDEr(_CocoCaptionMetric):
 
 
 class _MeteorMixin:
-    """Owns one METEOR JVM, started at the first update (it loads for seconds) and kept between epochs."""
+    """Owns one METEOR JVM, kept between epochs while its paraphrase table covers the corpus.
+
+    With the corpus-cut paraphrase table (the default) the JVM starts at `compute()`, when the corpus
+    is known, in well under a second; with `paraphrase="full"` and `prewarm` it starts at the first
+    update, so its ~6 s table load overlaps the epoch.
+    """
 
     _meteor: MeteorScorer | None
 
@@ -120,17 +125,27 @@ class METEOR(_MeteorMixin, _CocoCaptionMetric):
 
     Args:
         tokenizer: "ptb" or "none".
-        prewarm: start the JVM at the first `update()` so its start-up overlaps the epoch.
+        prewarm: with `paraphrase="full"`, start the JVM at the first `update()` so its start-up
+            overlaps the epoch.
         max_heap: the JVM's -Xmx.
+        paraphrase: "corpus" (METEOR loads only the paraphrase entries the corpus can match: same
+            score, seconds faster) or "full" (its whole table, as pycocoevalcap).
     """
 
     _key = "METEOR"
 
-    def __init__(self, tokenizer: str = "ptb", prewarm: bool = True, max_heap: str = "2G", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        tokenizer: str = "ptb",
+        prewarm: bool = True,
+        max_heap: str = "2G",
+        paraphrase: str = "corpus",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(tokenizer=tokenizer, **kwargs)
         find_java()
         self.prewarm = prewarm
-        self._meteor = MeteorScorer(max_heap=max_heap)
+        self._meteor = MeteorScorer(max_heap=max_heap, paraphrase=paraphrase)
 
     def _suite_kwargs(self) -> dict[str, Any]:
         return {"meteor": self._meteor}
@@ -179,7 +194,8 @@ class CaptionMetrics(_MeteorMixin, _CocoCaptionMetric):
         spice: whether to compute SPICE (needs Java and the CoreNLP 3.6.0 jars, see `SPICE`).
         corenlp_dir: folder of the CoreNLP jars for SPICE.
         tokenizer: "ptb" (coco-caption, needs Java) or "none" (already tokenised).
-        prewarm: start the METEOR JVM at the first `update()`.
+        prewarm: with `meteor_paraphrase="full"`, start the METEOR JVM at the first `update()`.
+        meteor_paraphrase: METEOR's paraphrase table, "corpus" (cut to the corpus, same scores) or "full".
     """
 
     def __init__(
@@ -190,13 +206,14 @@ class CaptionMetrics(_MeteorMixin, _CocoCaptionMetric):
         corenlp_dir: str | os.PathLike[str] | None = None,
         tokenizer: str = "ptb",
         prewarm: bool = True,
+        meteor_paraphrase: str = "corpus",
         **kwargs: Any,
     ) -> None:
         super().__init__(tokenizer=tokenizer, **kwargs)
         self.bleu_n = bleu_n
         self.prewarm = prewarm
         self.spice = spice
-        self._meteor = MeteorScorer() if meteor else None
+        self._meteor = MeteorScorer(paraphrase=meteor_paraphrase) if meteor else None
         if meteor or spice:
             find_java()
         self.corenlp_dir = str(resolve_corenlp_dir(corenlp_dir)) if spice else None

@@ -6,16 +6,26 @@ while the caller reads the statistics lines, and the corpus statistics are summe
 `MeteorStats.addStats` does (all 23 fields are integer counts, so the sum is exact whatever the order),
 then scored with one `SING ||| stats` line. The result equals pycocoevalcap's METEOR; when a statistic is
 not an exact integer the scorer falls back to pycocoevalcap's `EVAL` line.
+
+By default the JVM loads only the paraphrase entries the corpus can match (see
+`rsvlm_zoo.metrics.paraphrase`), which turns METEOR's ~6 s table load into a fraction of a second; a
+later corpus whose words the loaded table covers reuses the running JVM.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 from collections.abc import Sequence
+from itertools import chain
+from pathlib import Path
 
 from rsvlm_zoo.metrics.java import METEOR_JVM_ARGS, JvmProcess, pycocoevalcap_dir
+from rsvlm_zoo.metrics.paraphrase import candidate_words, write_corpus_table
 
 METEOR_JAR = "meteor-1.5.jar"
+PARAPHRASE_MODES = ("corpus", "full")
 STATS_LENGTH = 23  # 4 lengths, 4 stages x 4 match counts, chunks, 2 word-match counts
 _CHUNKS = 20
 _EXACT = 2.0**53
@@ -56,17 +66,68 @@ class MeteorScorer:
 
     Args:
         max_heap: the JVM's `-Xmx` (pycocoevalcap uses 2G).
-        jvm_args: extra JVM options (default: C1 JIT only and the parallel collector: faster, same numbers).
+        jvm_args: extra JVM options (default: the parallel collector: faster, same numbers).
+        paraphrase: "corpus" (load only the paraphrase entries the scored corpus can match; same
+            scores, much faster start) or "full" (METEOR's whole table, as pycocoevalcap).
     """
 
-    def __init__(self, max_heap: str = "2G", jvm_args: Sequence[str] = METEOR_JVM_ARGS) -> None:
-        jar = meteor_jar()
-        args = [f"-Xmx{max_heap}", *jvm_args, "-jar", jar, "-", "-", "-stdio", "-l", "en", "-norm"]
-        self._jvm = JvmProcess(args, cwd=str(pycocoevalcap_dir() / "meteor"))
+    def __init__(
+        self, max_heap: str = "2G", jvm_args: Sequence[str] = METEOR_JVM_ARGS, paraphrase: str = "corpus"
+    ) -> None:
+        if paraphrase not in PARAPHRASE_MODES:
+            raise ValueError(f"paraphrase must be one of {PARAPHRASE_MODES}, got {paraphrase!r}")
+        self.paraphrase = paraphrase
+        self._base_args = [f"-Xmx{max_heap}", *jvm_args, "-jar", meteor_jar(), "-", "-", "-stdio", "-l", "en", "-norm"]
+        self._table_words: set[str] | None = None  # words the loaded cut table covers; None: full table
+        self._loaded_full = paraphrase == "full"  # whether the JVM (when running) has the full table
+        self._table_dir: str | None = None
+        self._tables = 0
+        self._switch = threading.RLock()
+        self._jvm = self._new_jvm(None)
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"base_args": self._base_args, "paraphrase": self.paraphrase}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.paraphrase = state["paraphrase"]  # type: ignore[assignment]
+        self._base_args = list(state["base_args"])  # type: ignore[call-overload]
+        self._table_words, self._table_dir, self._tables = None, None, 0
+        self._loaded_full = self.paraphrase == "full"
+        self._switch = threading.RLock()
+        self._jvm = self._new_jvm(None)
+
+    def _new_jvm(self, table: Path | None) -> JvmProcess:
+        extra = [] if table is None else ["-a", str(table)]
+        return JvmProcess([*self._base_args, *extra], cwd=str(pycocoevalcap_dir() / "meteor"))
+
+    def _prepare(self, hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> None:
+        """In "corpus" mode, make sure the JVM's paraphrase table covers these sentences (restart if not)."""
+        if self.paraphrase != "corpus":
+            return
+        words = candidate_words(chain(hyps, chain.from_iterable(refs)))
+        with self._switch:
+            loaded = self._table_words
+            covered = self._loaded_full or (words is not None and loaded is not None and words <= loaded)
+            if self._jvm.running and covered:
+                return
+            self._jvm.close()
+            table = None
+            if words is not None:
+                words |= loaded or set()  # keep covering the earlier corpora: a later one may reuse the JVM
+                if self._table_dir is None:
+                    self._table_dir = tempfile.mkdtemp(prefix="rsvlm_meteor_")
+                self._tables += 1
+                table = Path(self._table_dir) / f"paraphrase-{self._tables}.gz"
+                write_corpus_table(words, table)
+            self._table_words = words
+            self._loaded_full = words is None
+            self._jvm = self._new_jvm(table)
+            self._jvm.start()
 
     def start(self) -> None:
-        """Start the JVM now (it takes seconds to load its paraphrase table) without waiting for it."""
-        self._jvm.start()
+        """Start the JVM now without waiting for it (in "corpus" mode the table is only known at scoring)."""
+        if self.paraphrase == "full":
+            self._jvm.start()
 
     @property
     def running(self) -> bool:
@@ -74,8 +135,20 @@ class MeteorScorer:
         return self._jvm.running
 
     def close(self) -> None:
-        """Stop the JVM."""
-        self._jvm.close()
+        """Stop the JVM and remove its cut paraphrase tables."""
+        with self._switch:
+            self._jvm.close()
+            self._table_words = None
+            self._loaded_full = self.paraphrase == "full"
+            if self._table_dir is not None:
+                shutil.rmtree(self._table_dir, ignore_errors=True)
+                self._table_dir = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - never raise from a finaliser
+            pass
 
     def __enter__(self) -> MeteorScorer:
         return self
@@ -133,6 +206,11 @@ class MeteorScorer:
         """
         if not hyps:
             return 0.0
+        with self._switch:  # the JVM may be replaced by `_prepare`: score on the one prepared
+            self._prepare(hyps, refs)
+            return self._corpus_score(hyps, refs)
+
+    def _corpus_score(self, hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> float:
         stats_lines = self.segment_stats(hyps, refs)
         stats = [[float(x) for x in line.split()] for line in stats_lines]
         with self._jvm.lock:

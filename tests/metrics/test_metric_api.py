@@ -75,11 +75,15 @@ def test_metric_collection_device_moves_copies_and_pickling():
 
 
 def test_meteor_metric_keeps_one_jvm_and_copies_do_not_share_it():
+    full = METEOR(paraphrase="full")
+    full.update(PREDS, REFS)
+    assert full._meteor.running  # the full table loads for seconds: started at the first update
+    full.close()
     m = METEOR()
     m.update(PREDS, REFS)
-    assert m._meteor.running  # started at the first update
-    process = m._meteor._jvm._proc
     first = float(m.compute())
+    assert m._meteor.running
+    process = m._meteor._jvm._proc
     m.reset()
     m.update(PREDS, REFS)
     assert float(m.compute()) == first and m._meteor._jvm._proc is process  # same JVM across epochs

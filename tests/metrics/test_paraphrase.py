@@ -1,0 +1,111 @@
+"""METEOR with the paraphrase table cut to the corpus scores exactly as with METEOR's full table."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+
+from rsvlm_zoo.metrics.java import JavaNotFoundError, find_java
+from rsvlm_zoo.metrics.meteor_scorer import MeteorScorer
+from rsvlm_zoo.metrics.paraphrase import ParaphraseIndex, candidate_words
+from tests.metrics.conftest import rsicd_sets
+
+TABLE = [
+    ("0.5", "close to", "near"),
+    ("0.25", "near", "close to"),
+    ("0.125", "planes", "aircraft"),
+    ("0.1", "aircraft", "planes"),
+    ("0.05", "a lot of", "many"),
+    ("0.01", "parking lot", "car park"),
+]
+
+
+def _java_or_skip() -> None:
+    try:
+        find_java()
+    except JavaNotFoundError as err:
+        pytest.skip(str(err))
+
+
+@pytest.fixture
+def small_table(tmp_path, monkeypatch):
+    monkeypatch.setenv("RSVLM_ZOO_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "paraphrase.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write("".join(f"{p}\n{a}\n{b}\n" for p, a, b in TABLE))
+    return path
+
+
+def test_index_writes_back_the_entries_it_keeps_in_table_order(small_table, tmp_path):
+    index = ParaphraseIndex.cached(small_table)
+    assert len(index) == len(TABLE)
+    assert (tmp_path / "cache").is_dir()  # cached for the next process
+    out = tmp_path / "cut.gz"
+    index.write_table(np.arange(len(TABLE)), out)
+    assert gzip.open(out, "rt", encoding="utf-8").read() == "".join(f"1\n{a}\n{b}\n" for _, a, b in TABLE)
+
+    kept = index.usable_entries({"close", "to", "near", "planes", "lot", "of"})
+    assert kept.tolist() == [0, 1]  # "aircraft" and "many" absent; "a" absent for entry 4
+    index.write_table(kept, out)
+    assert gzip.open(out, "rt", encoding="utf-8").read() == "1\nclose to\nnear\n1\nnear\nclose to\n"
+    index.write_table(kept[:0], out)
+    assert gzip.open(out, "rb").read() == b""
+
+
+def test_index_refuses_a_table_python_would_split_differently(tmp_path):
+    path = tmp_path / "tabs.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write("0.5\nclose\tto\nnear\n")
+    with pytest.raises(ValueError, match="cannot be indexed"):
+        ParaphraseIndex.parse(path)
+
+
+def test_candidate_words_cover_every_piece_the_normaliser_can_make():
+    words = candidate_words(["don't park", "r&amp;d ``quoted''"])
+    assert words is not None
+    assert {"don't", "do", "n't", "'t", "park", "r&d", "&", "r", "d", '"quoted"', "quoted", '"'} <= words
+    assert candidate_words(["x" * 65]) is None  # too long: the caller falls back to the full table
+
+
+SENTENCES = (
+    ["many planes are parked close to the terminal", "a lot of aircraft near a parking lot", "green trees"],
+    [
+        ["a lot of aircraft are parked near the terminal", "several planes beside the building"],
+        ["many planes close to a car park"],
+        ["lots of green trees", "some trees of a green park"],
+    ],
+)
+
+
+def test_corpus_table_gives_pycocoevalcaps_statistics_and_reuses_the_jvm():
+    _java_or_skip()
+    hyps, refs = SENTENCES
+    with MeteorScorer(paraphrase="full") as full, MeteorScorer() as cut:
+        assert cut.paraphrase == "corpus"
+        want = full.segment_stats(hyps, refs)
+        assert cut.corpus_score(hyps, refs) == full.corpus_score(hyps, refs)
+        assert cut.segment_stats(hyps, refs) == want
+        pid = cut._jvm._proc.pid  # noqa: SLF001 - the process is what the reuse is about
+        assert cut.corpus_score(hyps[:1], refs[:1]) == full.corpus_score(hyps[:1], refs[:1])
+        assert cut._jvm._proc.pid == pid  # noqa: SLF001 - a covered corpus keeps the JVM
+        new = (["aircraft close to a hangar"], [["planes near the hangar"]])
+        assert cut.corpus_score(*new) == full.corpus_score(*new)
+        assert cut._jvm._proc.pid != pid  # noqa: SLF001 - a new word needs a new table
+        assert cut.corpus_score(hyps, refs) == full.corpus_score(hyps, refs)  # the new table covers both
+
+
+def test_corpus_table_equals_full_table_on_rsicd():
+    _java_or_skip()
+    from rsvlm_zoo.metrics.ptb import ptb_tokenize
+
+    preds, refs = rsicd_sets()
+    flat = ptb_tokenize(preds + [r for rs in refs for r in rs])
+    hyps, pos, tok_refs = flat[: len(preds)], len(preds), []
+    for rs in refs:
+        tok_refs.append(flat[pos : pos + len(rs)])
+        pos += len(rs)
+    with MeteorScorer(paraphrase="full") as full, MeteorScorer() as cut:
+        assert cut.corpus_score(hyps, tok_refs) == full.corpus_score(hyps, tok_refs)
+        assert cut.segment_stats(hyps, tok_refs) == full.segment_stats(hyps, tok_refs)
