@@ -80,6 +80,22 @@ def run_pycocoevalcap(preds: list[str], refs: list[list[str]]) -> tuple[dict[str
     return scores, times
 
 
+def ensure_paraphrase_index() -> str:
+    """Build METEOR's paraphrase index into the cache if absent (once per machine), then forget it in this process.
+
+    The cold run below then pays for reading the index from the cache, as any new process does.
+    """
+    from rsvlm_zoo.metrics import paraphrase
+
+    t = time.perf_counter()
+    folder_existed = any(paraphrase.cache_root().glob("meteor-paraphrase-*/len2.npy"))
+    paraphrase.ParaphraseIndex.cached()
+    seconds = time.perf_counter() - t
+    paraphrase._INDEX = None
+    state = "found in the cache" if folder_existed else "built (once per machine)"
+    return f"METEOR paraphrase index {state}: {seconds:.2f} s, not part of the timings below"
+
+
 def run_ours(preds: list[str], refs: list[list[str]]) -> tuple[dict[str, float], float, dict[str, float], float]:
     """A cold evaluation (metric built, JVM started), then a second one with the same metric after `reset()`.
 
@@ -117,6 +133,7 @@ def main() -> int:
         f"{len(preds)} prediction/reference sets, {sum(map(len, refs))} references; "
         f"{os.cpu_count()} CPUs, load average before: {os.getloadavg()[0]:.2f}"
     )
+    print(ensure_paraphrase_index())
     ref_scores, ref_times = run_pycocoevalcap(preds, refs)
     our_scores, our_time, warm_scores, warm_time = run_ours(preds, refs)
     ref_total = sum(ref_times.values())
