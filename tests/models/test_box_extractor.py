@@ -185,3 +185,49 @@ def test_full_size_forward_on_a_clip_vit_map():
     with torch.no_grad():
         out = ext(feats, regions)
     assert out.shape == (3, 2, 1024) and torch.isfinite(out).all()
+
+
+def test_box_cell_mask_on_a_non_square_input():
+    boxes = torch.tensor([[0.0, 0.0, 16.0, 16.0], [20.0, 10.0, 40.0, 20.0], [500.0, 500.0, 600.0, 600.0]])
+    mask = BoxRegionEncoder.box_cell_mask(boxes, (64, 128), (4, 8)).reshape(3, 4, 8)  # 16 px cells
+    assert mask[0].nonzero().tolist() == [[0, 0]]
+    assert mask[1].nonzero().tolist() == [[0, 1], [0, 2], [1, 1], [1, 2]]  # x 20-40 -> cols 1-2, y 10-20 -> rows 0-1
+    assert mask[2].all()  # outside the input: attends everywhere rather than to nothing
+
+
+def test_box_attention_makes_tokens_blind_to_features_outside_the_box():
+    ext = tiny(box_attention=True)
+    feats, regions = batch_with_counts([2])
+    out = ext(feats, regions)
+    grid = feats[0].shape[-2:]
+    inside = BoxRegionEncoder.box_cell_mask(regions.boxes[:1], regions.image_size, grid).reshape(grid)
+    outside = feats[0].clone()
+    outside[0][:, ~inside] += 5 * torch.randn_like(outside[0][:, ~inside])
+    torch.testing.assert_close(ext([outside], regions)[0], out[0])  # box 0 reads only its own cells
+    plain = tiny()
+    assert not torch.allclose(plain([outside], regions)[0], plain(feats, regions)[0])  # without: it reads them
+    inner = feats[0].clone()
+    inner[0][:, inside] += 1.0
+    assert not torch.allclose(ext([inner], regions)[0], out[0])
+
+
+def test_pixel_crop_samples_bin_centres_and_reaches_the_tokens():
+    ext = tiny(pixel_crop=4)
+    assert ext.pool_pixels  # the model hands it the input pixels
+    h, w = 32, 64
+    xs = torch.arange(w, dtype=torch.float32).expand(h, w)
+    pixels = torch.stack([xs, xs, xs])[None] + 0.5  # value = pixel centre's x coordinate
+    regions = RegionBatch(
+        torch.zeros(1, dtype=torch.long), boxes=torch.tensor([[8.0, 4.0, 24.0, 20.0]]), image_size=(h, w)
+    )
+    crop = ext.crop_features(pixels, regions)
+    assert crop.shape == (1, 3 * 16 + 2)
+    torch.testing.assert_close(crop[0, :4], torch.tensor([10.0, 14.0, 18.0, 22.0]))  # bin centres 8 + 4k + 2
+    torch.testing.assert_close(crop[0, -2:], torch.tensor([1.0, 2.0]))  # log2 of 16/64 and 16/32, plus 3
+    feats = [torch.randn(1, 24, 2, 4)]
+    out = ext(feats, regions, pixel_values=pixels)
+    assert not torch.allclose(ext(feats, regions, pixel_values=pixels * 2), out)
+    with pytest.raises(ValueError, match="pixel_values"):
+        ext(feats, regions)
+    with pytest.raises(ValueError, match="pixel_crop"):
+        tiny(pixel_crop=-1)

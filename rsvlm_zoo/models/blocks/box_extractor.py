@@ -72,10 +72,18 @@ class Attention(nn.Module):
         b, n, c = x.shape
         return x.reshape(b, n, self.num_heads, c // self.num_heads).transpose(1, 2)
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """Attend (N, Lq, dim) queries over (N, Lk, dim) keys/values; returns (N, Lq, dim)."""
+    def forward(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Attend (N, Lq, dim) queries over (N, Lk, dim) keys/values; returns (N, Lq, dim).
+
+        `mask` (N, Lq, Lk) bool, True where a query may look, restricts the attention.
+        """
         out = F.scaled_dot_product_attention(
-            self._split(self.q_proj(q)), self._split(self.k_proj(k)), self._split(self.v_proj(v))
+            self._split(self.q_proj(q)),
+            self._split(self.k_proj(k)),
+            self._split(self.v_proj(v)),
+            attn_mask=None if mask is None else mask.unsqueeze(1),
         )
         return self.out_proj(out.transpose(1, 2).flatten(2))
 
@@ -133,9 +141,17 @@ class TwoWayAttentionBlock(nn.Module):
         self.skip_first_layer_pe = skip_first_layer_pe
 
     def forward(
-        self, queries: torch.Tensor, keys: torch.Tensor, query_pe: torch.Tensor, key_pe: torch.Tensor
+        self,
+        queries: torch.Tensor,
+        keys: torch.Tensor,
+        query_pe: torch.Tensor,
+        key_pe: torch.Tensor,
+        mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Update (N, Lq, dim) queries and (N, Lk, dim) keys; `key_pe` may be (1, Lk, dim)."""
+        """Update (N, Lq, dim) queries and (N, Lk, dim) keys; `key_pe` may be (1, Lk, dim).
+
+        `mask` (N, Lq, Lk) bool limits which keys each query reads (the image -> query direction is free).
+        """
         if self.skip_first_layer_pe:
             queries = self.self_attn(queries, queries, queries)
         else:
@@ -144,7 +160,7 @@ class TwoWayAttentionBlock(nn.Module):
         queries = self.norm1(queries)
 
         q, k = queries + query_pe, keys + key_pe
-        queries = self.norm2(queries + self.cross_attn_token_to_image(q, k, keys))
+        queries = self.norm2(queries + self.cross_attn_token_to_image(q, k, keys, mask))
 
         queries = self.norm3(queries + self.mlp(queries))
 
@@ -174,7 +190,7 @@ class TwoWayTransformer(nn.Module):
         self.norm_final_attn = nn.LayerNorm(dim)
 
     def forward(
-        self, image: torch.Tensor, image_pe: torch.Tensor, prompt: torch.Tensor
+        self, image: torch.Tensor, image_pe: torch.Tensor, prompt: torch.Tensor, mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the transformer.
 
@@ -182,15 +198,16 @@ class TwoWayTransformer(nn.Module):
             image: (N, L, dim) image tokens, one row per prompt set.
             image_pe: (1 or N, L, dim) positional encoding of the image tokens.
             prompt: (N, Lq, dim) prompt tokens (also used as their own positional encoding).
+            mask: Optional (N, Lq, L) bool: which image tokens each prompt token may attend to.
 
         Returns:
             The updated (N, Lq, dim) prompt tokens and (N, L, dim) image tokens.
         """
         queries, keys = prompt, image
         for layer in self.layers:
-            queries, keys = layer(queries, keys, query_pe=prompt, key_pe=image_pe)
+            queries, keys = layer(queries, keys, query_pe=prompt, key_pe=image_pe, mask=mask)
         q, k = queries + prompt, keys + image_pe
-        queries = self.norm_final_attn(queries + self.final_attn_token_to_image(q, k, keys))
+        queries = self.norm_final_attn(queries + self.final_attn_token_to_image(q, k, keys, mask))
         return queries, keys
 
 
@@ -212,6 +229,15 @@ class BoxRegionEncoder(RegionExtractor):
         mlp_dim: Hidden width of the MLPs.
         attention_downsample_rate: Inner-width reduction of the cross attentions.
         feature_level: Which of the encoder's feature maps to read.
+        box_attention: Let each box's tokens attend only to the grid cells its box touches (the
+            image -> token direction stays free). Off in the published module, whose pretrained
+            attention localises by itself; it lets a randomly initialised encoder and region module
+            read the box's content from the first step (the tiny recipes use it).
+        pixel_crop: When > 0, also resample the input pixels inside each box to a `pixel_crop` x
+            `pixel_crop` crop and add a linear embedding of it, and one of the box's log-size, to both
+            region tokens. Off in the published module: it stands in for
+            what pretrained CLIP features already hold about a box, which a randomly initialised tiny
+            encoder cannot learn in a CPU-sized run (the tiny recipes use 8).
     """
 
     needs = "box"
@@ -226,6 +252,8 @@ class BoxRegionEncoder(RegionExtractor):
         mlp_dim: int = 2048,
         attention_downsample_rate: int = 2,
         feature_level: int = -1,
+        box_attention: bool = False,
+        pixel_crop: int = 0,
     ) -> None:
         super().__init__()
         if depth < 1:
@@ -233,6 +261,15 @@ class BoxRegionEncoder(RegionExtractor):
         self.in_channels = int(in_channels)
         self.dim = self.out_dim = int(dim)
         self.feature_level = int(feature_level)
+        self.box_attention = bool(box_attention)
+        if pixel_crop < 0:
+            raise ValueError(f"pixel_crop must be >= 0 (0 = off), got {pixel_crop}")
+        self.pixel_crop = int(pixel_crop)
+        self.pool_pixels = self.pixel_crop > 0  # the model then passes the input pixels to forward()
+        # Appearance and size get their own embeddings: with one Linear, the 2 size inputs would start with
+        # weights scaled for 3 c^2 inputs and barely move the tokens.
+        self.crop_embed = nn.Linear(3 * self.pixel_crop**2, self.dim) if self.pixel_crop else None
+        self.size_embed = nn.Linear(2, self.dim) if self.pixel_crop else None
         self.pe = RandomFourierPositionEncoding(self.dim)
         self.corner_embed = nn.Parameter(torch.randn(2, self.dim))  # top-left, bottom-right
         self.input_proj = nn.Identity() if self.in_channels == self.dim else nn.Linear(self.in_channels, self.dim)
@@ -253,6 +290,42 @@ class BoxRegionEncoder(RegionExtractor):
     def dense_position_encoding(self, size: tuple[int, int]) -> torch.Tensor:
         """The (h, w, dim) encoding of the feature grid's cell centres, in the corners' coordinate frame."""
         return self.pe.dense(size)
+
+    @staticmethod
+    def box_cell_mask(boxes: torch.Tensor, image_size: tuple[int, int], grid: tuple[int, int]) -> torch.Tensor:
+        """(R, h*w) bool: which cells of an (h, w) grid over an (H, W) input each xyxy pixel box touches.
+
+        A box that touches no cell (it lies outside the input) may look everywhere, so its
+        attention stays defined.
+        """
+        (big_h, big_w), (h, w) = image_size, grid
+        boxes = boxes.float()
+        dev = boxes.device
+        cx0 = torch.arange(w, device=dev, dtype=torch.float32) * (big_w / w)
+        cy0 = torch.arange(h, device=dev, dtype=torch.float32) * (big_h / h)
+        cols = (cx0 < boxes[:, 2:3]) & (cx0 + big_w / w > boxes[:, 0:1])  # (R, w)
+        rows = (cy0 < boxes[:, 3:4]) & (cy0 + big_h / h > boxes[:, 1:2])  # (R, h)
+        mask = (rows[:, :, None] & cols[:, None, :]).flatten(1)
+        return mask | ~mask.any(1, keepdim=True)
+
+    def crop_features(self, pixel_values: torch.Tensor, regions: RegionBatch) -> torch.Tensor:
+        """(R, 3 * c * c + 2): each box's pixels resampled to c x c (bin centres, bilinear), then its log-size.
+
+        The size is log2 of w/W and h/H plus 3: a factor of 2 in size is a unit step, and a box an eighth
+        of the input wide is 0, so the size embedding does not start as a large constant offset.
+        """
+        c, (big_h, big_w) = self.pixel_crop, regions.image_size
+        boxes = regions.boxes.to(pixel_values.device).float()
+        steps = (torch.arange(c, device=boxes.device, dtype=torch.float32) + 0.5) / c  # (c,)
+        xs = boxes[:, 0:1] + steps * (boxes[:, 2:3] - boxes[:, 0:1])  # (R, c) pixel x of bin centres
+        ys = boxes[:, 1:2] + steps * (boxes[:, 3:4] - boxes[:, 1:2])
+        gx = (2 * xs / big_w - 1)[:, None, :].expand(-1, c, -1)  # grid_sample's [-1, 1], align_corners=False
+        gy = (2 * ys / big_h - 1)[:, :, None].expand(-1, -1, c)
+        grid = torch.stack([gx, gy], dim=-1)  # (R, c, c, 2) as (x, y)
+        images = pixel_values.index_select(0, regions.image_index.to(pixel_values.device).long())
+        crops = F.grid_sample(images.float(), grid, mode="bilinear", align_corners=False)  # (R, 3, c, c)
+        shares = torch.stack([(boxes[:, 2] - boxes[:, 0]) / big_w, (boxes[:, 3] - boxes[:, 1]) / big_h], dim=1)
+        return torch.cat([crops.flatten(1), shares.clamp(min=2.0**-12).log2() + 3.0], dim=1)
 
     # ------------------------------------------------------------------ checks
     def _check(self, features: list[torch.Tensor], regions: RegionBatch) -> torch.Tensor:
@@ -316,13 +389,16 @@ class BoxRegionEncoder(RegionExtractor):
         return feat
 
     # ------------------------------------------------------------------ forward
-    def forward(self, features: list[torch.Tensor], regions: RegionBatch) -> torch.Tensor:
+    def forward(
+        self, features: list[torch.Tensor], regions: RegionBatch, pixel_values: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Return the (R, 2, dim) refined corner tokens of every box of the batch.
 
         Args:
             features: Encoder feature maps; `features[feature_level]` is (B, in_channels, h, w).
             regions: Regions with `boxes` (R, 4) xyxy in input pixels, `image_index` (R,) and
                 `image_size` (H, W) of the model input.
+            pixel_values: (B, 3, H, W) normalised input, needed when `pixel_crop` is on.
 
         Raises:
             ValueError: on missing or malformed boxes, out-of-range image indices or a feature map
@@ -340,5 +416,14 @@ class BoxRegionEncoder(RegionExtractor):
         image_pe = self.dense_position_encoding((h, w)).to(dtype).reshape(1, h * w, self.dim)
         boxes = regions.boxes.to(image.device)
         prompt = self.box_position_encoding(boxes, regions.image_size).to(dtype) + self.corner_embed
-        tokens, _ = self.transformer(image, image_pe, prompt)
+        mask = None
+        if self.box_attention:
+            mask = self.box_cell_mask(boxes, regions.image_size, (h, w)).unsqueeze(1).expand(-1, 2, -1)
+        tokens, _ = self.transformer(image, image_pe, prompt, mask)
+        if self.crop_embed is not None and self.size_embed is not None:
+            if pixel_values is None:
+                raise ValueError("BoxRegionEncoder(pixel_crop > 0) needs the input pixel_values")
+            crop = self.crop_features(pixel_values, regions).to(dtype)
+            extra = self.crop_embed(crop[:, :-2]) + self.size_embed(crop[:, -2:])
+            tokens = tokens + extra[:, None, :]
         return tokens
