@@ -38,11 +38,20 @@ def load_stage_checkpoint(model: nn.Module, path: str | Path) -> list[str]:
         The parameter names loaded.
 
     Raises:
-        ValueError: when no tensor matches, or a matching name has another shape (names both shapes).
+        ValueError: when no tensor matches, when the checkpoint holds tensors this model has no place for
+            (the earlier stage's blocks were built with other arguments: its trained weights would be
+            dropped silently), or a matching name has another shape (names both shapes).
     """
     state = read_state_dict(path)
     own = model.state_dict()
     loaded = {}
+    unplaced = [name for name in state if name not in own]
+    if unplaced and len(unplaced) < len(state):
+        shown = ", ".join(unplaced[:5]) + (f" and {len(unplaced) - 5} more" if len(unplaced) > 5 else "")
+        raise ValueError(
+            f"{path}: the model has no place for {len(unplaced)} trained tensor(s) of the earlier stage ({shown}); "
+            "build this stage's blocks with the same arguments as the earlier stage's (compare their recipes)"
+        )
     for name, tensor in state.items():
         if name not in own:
             continue

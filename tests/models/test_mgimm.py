@@ -82,6 +82,13 @@ def test_stage2_starts_from_stage1_weights(tmp_path, tiny_mgimm):
         build_model("mgimm_tiny", stage=2, init_checkpoint=str(tmp_path / "missing.ckpt"))
 
 
+def test_stage2_built_without_a_stage1_block_argument_is_refused(tmp_path):
+    stage1 = build_model("mgimm_tiny", extractor={"pixel_crop": 4})
+    torch.save({"state_dict": stage1.state_dict()}, tmp_path / "stage1.ckpt")
+    with pytest.raises(ValueError, match=r"no place for 4 trained tensor.*extractor\.crop_embed"):
+        build_model("mgimm_tiny", stage=2, init_checkpoint=str(tmp_path / "stage1.ckpt"))
+
+
 def test_zero_region_ablation_changes_only_region_tokens(tiny_mgimm):
     batch = batch_for(tiny_mgimm, n=2)
     tiny_mgimm.eval()
