@@ -161,7 +161,8 @@ def mgimm_tiny(pretrained: bool = False, **overrides: Any) -> MGIMM:
             "mean": (0.5, 0.5, 0.5),
             "std": (0.25, 0.25, 0.25),
         },
-        "extractor": {"depth": 1, "num_heads": 2, "mlp_dim": 128},
+        # Box-restricted attention and the pixel crop let the random tiny model read its boxes in a CPU run.
+        "extractor": {"depth": 1, "num_heads": 2, "mlp_dim": 128, "box_attention": True, "pixel_crop": 8},
         "llm": {"config": TINY_LLAMA_CONFIG, "tokenizer": "builtin"},
         "stage": 1,
         "lr": 2e-3,
