@@ -14,6 +14,7 @@ later corpus whose words the loaded table covers reuses the running JVM.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import threading
@@ -23,6 +24,8 @@ from pathlib import Path
 
 from rsvlm_zoo.metrics.java import METEOR_JVM_ARGS, JvmProcess, pycocoevalcap_dir
 from rsvlm_zoo.metrics.paraphrase import candidate_words, write_corpus_table
+
+log = logging.getLogger(__name__)
 
 METEOR_JAR = "meteor-1.5.jar"
 PARAPHRASE_MODES = ("corpus", "full")
@@ -118,7 +121,11 @@ class MeteorScorer:
                     self._table_dir = tempfile.mkdtemp(prefix="rsvlm_meteor_")
                 self._tables += 1
                 table = Path(self._table_dir) / f"paraphrase-{self._tables}.gz"
-                write_corpus_table(words, table)
+                try:
+                    write_corpus_table(words, table)
+                except (OSError, ValueError) as err:  # e.g. no writable cache folder: same scores, slower start
+                    log.warning("METEOR falls back to its full paraphrase table (%s: %s)", type(err).__name__, err)
+                    words, table = None, None
             self._table_words = words
             self._loaded_full = words is None
             self._jvm = self._new_jvm(table)

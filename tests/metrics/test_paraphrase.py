@@ -109,3 +109,18 @@ def test_corpus_table_equals_full_table_on_rsicd():
     with MeteorScorer(paraphrase="full") as full, MeteorScorer() as cut:
         assert cut.corpus_score(hyps, tok_refs) == full.corpus_score(hyps, tok_refs)
         assert cut.segment_stats(hyps, tok_refs) == full.segment_stats(hyps, tok_refs)
+
+
+def test_unwritable_cache_falls_back_to_the_full_table(tmp_path, monkeypatch, caplog):
+    _java_or_skip()
+    from rsvlm_zoo.metrics import paraphrase
+
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("")
+    monkeypatch.setenv("RSVLM_ZOO_CACHE", str(blocker / "cache"))  # mkdir under a file fails
+    monkeypatch.setattr(paraphrase, "_INDEX", None)
+    hyps, refs = SENTENCES
+    with MeteorScorer(paraphrase="full") as full, MeteorScorer() as cut:
+        assert cut.corpus_score(hyps, refs) == full.corpus_score(hyps, refs)
+        assert "-a" not in cut._jvm.args  # noqa: SLF001 - the JVM runs with METEOR's own table
+    assert "falls back to its full paraphrase table" in caplog.text
