@@ -218,13 +218,24 @@ class ParaphraseIndex:
 
 
 _INDEX: ParaphraseIndex | None = None
+_INDEX_ERROR: Exception | None = None
 
 
 def shared_index() -> ParaphraseIndex:
-    """The process-wide index of pycocoevalcap's paraphrase table (loaded once)."""
-    global _INDEX
+    """The process-wide index of pycocoevalcap's paraphrase table (loaded once; a failure is remembered).
+
+    Raises:
+        OSError, ValueError: when the index cannot be built, saved or read (the same error on every call).
+    """
+    global _INDEX, _INDEX_ERROR
+    if _INDEX_ERROR is not None:
+        raise _INDEX_ERROR
     if _INDEX is None:
-        _INDEX = ParaphraseIndex.cached()
+        try:
+            _INDEX = ParaphraseIndex.cached()
+        except (OSError, ValueError) as err:
+            _INDEX_ERROR = err
+            raise
     return _INDEX
 
 

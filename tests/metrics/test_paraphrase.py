@@ -119,8 +119,11 @@ def test_unwritable_cache_falls_back_to_the_full_table(tmp_path, monkeypatch, ca
     blocker.write_text("")
     monkeypatch.setenv("RSVLM_ZOO_CACHE", str(blocker / "cache"))  # mkdir under a file fails
     monkeypatch.setattr(paraphrase, "_INDEX", None)
+    monkeypatch.setattr(paraphrase, "_INDEX_ERROR", None)
     hyps, refs = SENTENCES
     with MeteorScorer(paraphrase="full") as full, MeteorScorer() as cut:
         assert cut.corpus_score(hyps, refs) == full.corpus_score(hyps, refs)
         assert "-a" not in cut._jvm.args  # noqa: SLF001 - the JVM runs with METEOR's own table
     assert "falls back to its full paraphrase table" in caplog.text
+    with pytest.raises(OSError):  # remembered: later corpora do not retry the build
+        paraphrase.shared_index()
