@@ -1,19 +1,21 @@
 """Where a training step's time goes: the LLM against everything around it (data, encoder, extractor, splice).
 
-    python benchmarks/train_step.py [--batch 8] [--steps 5] [--threads 2]
+    python benchmarks/train_step.py [--batch 8] [--steps 7] [--threads 2]
 
 For each configuration it times, on the same batch of generated scenes:
 - collate: turning samples into a batch (image resize and normalisation, masks, tokenisation, padding);
 - step: forward + backward + optimiser step of the whole model, as `training_step` runs it;
 - LLM: forward + backward of the LLM alone on the step's spliced embeddings (detached);
 - encoder: the vision encoder's forward alone (frozen, as in every full-size stage).
-"outside the LLM" = (collate + step - LLM) / (collate + step). Prints one row per configuration and precision:
+The parts are timed in turn within each round and the median of each is kept. "outside the LLM" =
+(collate + step - LLM) / (collate + step). Prints one row per configuration and precision:
 fp32, and bf16-true (the whole model in bfloat16, as the full-size recipes train it).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -44,14 +46,21 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
-def best_of(fn: Callable[[], Any], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+def interleaved_medians(fns: list[Callable[[], Any]], repeats: int) -> list[float]:
+    """Median time of each function, run in turn within every round (after one warm-up round).
+
+    Timing the parts round-robin, rather than each part's repeats back to back, exposes them all to the same
+    drift of the machine's speed; the share computed from their differences is then far steadier.
+    """
+    for fn in fns:
         fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, out in zip(fns, times, strict=True):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
 
 
 def measure(
@@ -86,17 +95,18 @@ def measure(
     def encoder_only() -> None:
         model.encode(batch["pixel_values"].to(dtype))
 
-    return best_of(collate, repeats), best_of(step, repeats), best_of(llm_only, repeats), best_of(encoder_only, repeats)
+    t_collate, t_step, t_llm, t_encoder = interleaved_medians([collate, step, llm_only, encoder_only], repeats)
+    return t_collate, t_step, t_llm, t_encoder
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=5, help="timed repeats (best is kept)")
+    parser.add_argument("--steps", type=int, default=7, help="timed rounds (the median of each part is kept)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"batch {args.batch}, best of {args.steps}, {args.threads} CPU threads")
+    print(f"batch {args.batch}, median of {args.steps} interleaved rounds, {args.threads} CPU threads")
     print(f"{'configuration':<56}{'collate ms':>11}{'step ms':>10}{'LLM ms':>9}{'encoder ms':>11}{'outside LLM':>13}")
     for name, overrides in CONFIGS.items():
         for dtype in (torch.float32, torch.bfloat16):
