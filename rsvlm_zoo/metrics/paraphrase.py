@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 INDEX_VERSION = 1
 # Tokens longer than this make the substring superset large; such a corpus uses the full table.
 MAX_TOKEN_LENGTH = 64
-# Character replacements METEOR's `-norm` normaliser applies (HTML entities, quote and dash forms).
+# Literal replacements METEOR's `-norm` normaliser makes inside tokens (HTML entities, quote and dash forms).
 _REPLACEMENTS = (
     ("&amp;", "&"),
     ("&apos;", "'"),
@@ -46,7 +46,10 @@ _REPLACEMENTS = (
     ("\u201c", '"'),
     ("\u201d", '"'),
     ("''", '"'),
+    ("\u2013", "-"),
+    ("--", "-"),
 )
+_TRIGGERS = frozenset(old[0] for old, _ in _REPLACEMENTS)
 # Words the normaliser can emit that need not occur in the input.
 _INSERTED = ('"', "'", "-", "--", ".", ",", "&", "<", ">", "#")
 # java.util.StringTokenizer's default delimiters and BufferedReader's line ends; the index refuses a
@@ -72,9 +75,10 @@ def cache_root() -> Path:
 def candidate_words(sentences: Iterable[str]) -> set[str] | None:
     """Every word METEOR's normaliser could make of these sentences (a superset), or None when too costly.
 
-    Each whitespace token contributes all its substrings, of itself, its lower-cased form and both
-    after the normaliser's character replacements, so whatever way `-norm` splits a token, its pieces
-    are in the set.
+    Each whitespace token contributes all its substrings, of itself, its lower-cased form and of the
+    forms any sequence of the normaliser's literal replacements makes of them (`-norm` otherwise only
+    inserts spaces and removes hyphens between letters), so whatever way it splits a token, the
+    pieces are in the set.
     """
     words = set(_INSERTED)
     tokens = set()
@@ -83,16 +87,27 @@ def candidate_words(sentences: Iterable[str]) -> set[str] | None:
     for token in tokens:
         if len(token) > MAX_TOKEN_LENGTH:
             return None
-        forms = {token, token.lower()}
-        for form in list(forms):
-            replaced = form
-            for old, new in _REPLACEMENTS:
-                replaced = replaced.replace(old, new)
-            forms.update((replaced, replaced.lower()))
-        for form in forms:
+        for form in _normalised_forms(token):
             n = len(form)
             words.update(form[i:j] for i in range(n) for j in range(i + 1, n + 1))
     return words
+
+
+def _normalised_forms(token: str) -> set[str]:
+    """The token, lower-cased or not, under every sequence of the normaliser's literal replacements."""
+    forms = {token, token.lower()}
+    if not _TRIGGERS.intersection(token):
+        return forms
+    todo = list(forms)
+    while todo:  # each replacement keeps or shortens the text and none undoes another: this ends
+        form = todo.pop()
+        for old, new in _REPLACEMENTS:
+            if old in form:
+                for changed in (form.replace(old, new), form.replace(old, new).lower()):
+                    if changed not in forms:
+                        forms.add(changed)
+                        todo.append(changed)
+    return forms
 
 
 class ParaphraseIndex:

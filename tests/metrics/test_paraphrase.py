@@ -63,9 +63,17 @@ def test_index_refuses_a_table_python_would_split_differently(tmp_path):
 
 
 def test_candidate_words_cover_every_piece_the_normaliser_can_make():
-    words = candidate_words(["don't park", "r&amp;d ``quoted''"])
+    words = candidate_words(["don't park", "r&amp;d ``quoted''", "well\u2013known a--b &amp;``x"])
     assert words is not None
     assert {"don't", "do", "n't", "'t", "park", "r&d", "&", "r", "d", '"quoted"', "quoted", '"'} <= words
+    assert {
+        "well-known",
+        "a-b",
+        '&"x',
+        "&amp;''x",
+        "&''x",
+        '&amp;"x',
+    } <= words  # dashes; each replacement alone or together
     assert candidate_words(["x" * 65]) is None  # too long: the caller falls back to the full table
 
 
@@ -127,3 +135,12 @@ def test_unwritable_cache_falls_back_to_the_full_table(tmp_path, monkeypatch, ca
     assert "falls back to its full paraphrase table" in caplog.text
     with pytest.raises(OSError):  # remembered: later corpora do not retry the build
         paraphrase.shared_index()
+
+
+def test_corpus_table_matches_the_full_table_through_quote_and_dash_normalisation():
+    _java_or_skip()
+    hyps = ["a well\u2013known car--park close\u2013to the ``terminal''", "r&amp;d planes&quot;near&quot; hangars"]
+    refs = [["the well-known car park near the \u201cterminal\u201d"], ["research aircraft close to hangars"]]
+    with MeteorScorer(paraphrase="full") as full, MeteorScorer() as cut:
+        assert cut.corpus_score(hyps, refs) == full.corpus_score(hyps, refs)
+        assert cut.segment_stats(hyps, refs) == full.segment_stats(hyps, refs)
