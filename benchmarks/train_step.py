@@ -5,11 +5,13 @@
 For each configuration it times, on the same batch of generated scenes:
 - collate: turning samples into a batch (image resize and normalisation, masks, tokenisation, padding);
 - step: forward + backward + optimiser step of the whole model, as `training_step` runs it;
-- LLM: forward + backward of the LLM alone on the step's spliced embeddings (detached);
+- LLM: forward + backward of the LLM alone on the step's spliced embeddings (detached), and the AdamW update
+  of the LLM's own parameters (the update of the other trained blocks stays outside);
 - encoder: the vision encoder's forward alone (frozen, as in every full-size stage).
 The parts are timed in turn within each round and the median of each is kept. "outside the LLM" =
 (collate + step - LLM) / (collate + step). Prints one row per configuration and precision:
-fp32, and bf16-true (the whole model in bfloat16, as the full-size recipes train it).
+fp32; fp32 with the frozen encoder kept in bfloat16 (`encoder_dtype: bfloat16`); and bf16-true (the whole
+model in bfloat16, as the full-size recipes train it).
 """
 
 from __future__ import annotations
@@ -63,6 +65,15 @@ def interleaved_medians(fns: list[Callable[[], Any]], repeats: int) -> list[floa
     return [statistics.median(t) for t in times]
 
 
+PRECISIONS: dict[str, tuple[torch.dtype, dict[str, Any]]] = {
+    "fp32": (torch.float32, {}),
+    "fp32, encoder bf16": (torch.float32, {"encoder_dtype": "bfloat16"}),
+    "fp32, encoder bf16 + compiled": (torch.float32, {"encoder_dtype": "bfloat16", "compile_encoder": True}),
+    "bf16-true": (torch.bfloat16, {}),
+    "bf16-true, encoder compiled": (torch.bfloat16, {"compile_encoder": True}),
+}
+
+
 def measure(
     overrides: dict[str, Any], batch_size: int, repeats: int, dtype: torch.dtype = torch.float32
 ) -> tuple[float, float, float, float]:
@@ -86,14 +97,16 @@ def measure(
         optimiser.zero_grad(set_to_none=True)
 
     embeds = model.inputs_embeds(batch).detach()
+    llm_optimiser = torch.optim.AdamW([p for p in model.llm.parameters() if p.requires_grad], lr=1e-5)
 
     def llm_only() -> None:
         e = embeds.clone().requires_grad_(True)
         model.llm.supervised_loss(e, batch["attention_mask"], batch["labels"]).backward()
+        llm_optimiser.step()
         model.zero_grad(set_to_none=True)
 
     def encoder_only() -> None:
-        model.encode(batch["pixel_values"].to(dtype))
+        model.encode(batch["pixel_values"].to(dtype))  # encode() casts to the encoder's own dtype
 
     t_collate, t_step, t_llm, t_encoder = interleaved_medians([collate, step, llm_only, encoder_only], repeats)
     return t_collate, t_step, t_llm, t_encoder
@@ -107,14 +120,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"batch {args.batch}, median of {args.steps} interleaved rounds, {args.threads} CPU threads")
-    print(f"{'configuration':<56}{'collate ms':>11}{'step ms':>10}{'LLM ms':>9}{'encoder ms':>11}{'outside LLM':>13}")
+    print(f"{'configuration':<72}{'collate ms':>11}{'step ms':>10}{'LLM ms':>9}{'encoder ms':>11}{'outside LLM':>13}")
     for name, overrides in CONFIGS.items():
-        for dtype in (torch.float32, torch.bfloat16):
-            t_collate, t_step, t_llm, t_encoder = measure(overrides, args.batch, args.steps, dtype)
+        for precision, (dtype, extra) in PRECISIONS.items():
+            t_collate, t_step, t_llm, t_encoder = measure({**overrides, **extra}, args.batch, args.steps, dtype)
             share = (t_collate + t_step - t_llm) / (t_collate + t_step)
             row = f"{t_collate * 1e3:>11.1f}{t_step * 1e3:>10.1f}{t_llm * 1e3:>9.1f}{t_encoder * 1e3:>11.1f}"
-            label = f"{name}, {'fp32' if dtype == torch.float32 else 'bf16-true'}"
-            print(f"{label:<56}{row}{share:>12.1%}")
+            label = f"{name}, {precision}"
+            print(f"{label:<72}{row}{share:>12.1%}")
 
 
 if __name__ == "__main__":

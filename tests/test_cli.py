@@ -44,6 +44,43 @@ def test_fit_fast_dev_run_on_the_tiny_recipe(tmp_path):
     assert code == 0
 
 
+def _fast_dev_run_args(recipe: str, tmp_path: Path, *overrides: str) -> list[str]:
+    return [
+        "fit",
+        "-c",
+        str(RECIPES / recipe),
+        "--trainer.fast_dev_run",
+        "1",
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--data.init_args.num_workers",
+        "0",
+        "--data.init_args.batch_size",
+        "4",
+        "--data.init_args.eval_batch_size",
+        "4",
+        *overrides,
+    ]
+
+
+def test_frozen_encoder_in_bfloat16_from_the_command_line(tmp_path):
+    args = _fast_dev_run_args(
+        "tiny/mgimm_stage1.yaml",
+        tmp_path,
+        "--model.init_args.encoder_dtype",
+        "bfloat16",
+        "--data.init_args.train.init_args.num_scenes",
+        "8",
+    )
+    assert main(args) == 0
+
+
+def test_bfloat16_encoder_is_refused_when_the_recipe_trains_the_encoder(tmp_path):
+    args = _fast_dev_run_args("tiny/aquila_plus.yaml", tmp_path, "--model.init_args.encoder_dtype", "bfloat16")
+    with pytest.raises(ValueError, match="only suits a frozen encoder"):
+        main(args)
+
+
 def test_short_class_paths_resolve_in_overrides(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(

@@ -28,6 +28,21 @@ from rsvlm_zoo.tokenizer import IMAGE_TOKEN, MASK_TOKEN, POS_TOKEN
 log = logging.getLogger(__name__)
 
 
+def _frozen_encoder_dtype(name: str | None, train_encoder: bool) -> torch.dtype | None:
+    """Parse `encoder_dtype`, refusing a dtype a trained encoder could not be optimised in."""
+    if name is None:
+        return None
+    allowed = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+    if name not in allowed:
+        raise ValueError(f"encoder_dtype must be one of {sorted(allowed)} or null, got {name!r}")
+    if train_encoder and allowed[name] != torch.float32:
+        raise ValueError(
+            f"encoder_dtype={name!r} keeps the encoder's weights in half precision, which only suits a frozen "
+            "encoder; set train_encoder: false or encoder_dtype: null"
+        )
+    return allowed[name]
+
+
 class RegionVLM(L.LightningModule):
     """Encoder + region extractor + projector + causal LM, trained in stages.
 
@@ -43,6 +58,13 @@ class RegionVLM(L.LightningModule):
         warmup_ratio: Share of the steps with linear warm-up before the cosine decay.
         lora: LoRA on the LLM when the stage trains it (None: full fine-tuning).
         train_encoder: Also train the vision encoder (only sensible for tiny from-scratch models).
+        encoder_dtype: Dtype the frozen encoder is kept and run in (`bfloat16` or `float16`), whatever the
+            precision of the rest: under fp32 training on hardware with bf16 units it halves the encoder's
+            time and memory (as LLaVA-style trainers keep their frozen vision tower in half precision). Its
+            feature maps are cast to the extractor's dtype. None: the model's dtype. Needs a frozen encoder.
+        compile_encoder: Compile the encoder with `torch.compile` (in place: parameter names, checkpoints and
+            copies are unchanged). The first batch pays the compilation (seconds on a GPU; tens of seconds on a
+            CPU, which also needs a C++ compiler); a frozen ConvNeXt then runs ~10-15 % faster on a CPU.
         train_llm: Also train the LLM in stages that freeze it (only sensible for tiny random LLMs).
         init_checkpoint: Checkpoint of an earlier stage (Lightning .ckpt or .safetensors) whose weights
             initialise this model before LoRA is attached; loaded with `weights_only=True`.
@@ -66,6 +88,8 @@ class RegionVLM(L.LightningModule):
         warmup_ratio: float = 0.03,
         lora: LoraSettings | None = None,
         train_encoder: bool = False,
+        encoder_dtype: str | None = None,
+        compile_encoder: bool = False,
         train_llm: bool = False,
         init_checkpoint: str | None = None,
         max_new_tokens: int = 32,
@@ -80,6 +104,7 @@ class RegionVLM(L.LightningModule):
         self._check_widths()
         self.stage = stage
         self.train_encoder = train_encoder
+        self.encoder_dtype = _frozen_encoder_dtype(encoder_dtype, train_encoder)
         tok = llm.tokenizer
         self.image_id, self.mask_id, self.pos_id = tok.convert_tokens_to_ids([IMAGE_TOKEN, MASK_TOKEN, POS_TOKEN])
         extra = (("encoder",) if train_encoder else ()) + (
@@ -98,6 +123,10 @@ class RegionVLM(L.LightningModule):
         if lora is not None and "llm" in self.trainable_blocks:
             apply_lora(self.llm, lora)
         self._apply_freezing()
+        if self.encoder_dtype is not None:
+            self.encoder.to(self.encoder_dtype)
+        if compile_encoder:
+            self.encoder.compile()
         # Checkpoints leave out frozen pretrained tensors (see checkpoint_contents); on_load_checkpoint checks
         # what a checkpoint holds, so Lightning's own strict key matching is switched off.
         self.strict_loading = False
@@ -166,9 +195,17 @@ class RegionVLM(L.LightningModule):
 
     # ------------------------------------------------------------------ forward
     def encode(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
-        """Run the encoder (without autograd when it is frozen)."""
+        """Run the encoder (without autograd when it is frozen) and return its maps in the extractor's dtype.
+
+        With `encoder_dtype` set, the encoder runs in that dtype even after the model was moved to another
+        (`model.float()`, a precision plugin): it is cast back here before it runs.
+        """
+        if self.encoder_dtype is not None and self._vision_dtype() != self.encoder_dtype:
+            self.encoder.to(self.encoder_dtype)
         with torch.set_grad_enabled(self.train_encoder and torch.is_grad_enabled()):
-            return self.encoder(pixel_values)
+            maps = self.encoder(pixel_values.to(self._vision_dtype()))
+        dtype = self._compute_dtype()
+        return [m if m.dtype == dtype else m.to(dtype) for m in maps]
 
     def region_tokens(
         self,
@@ -195,7 +232,7 @@ class RegionVLM(L.LightningModule):
         that index maps every sequence to its image, so an image asked about many times is encoded once.
         """
         ids = batch["input_ids"]
-        pixel_values = batch["pixel_values"].to(self.device, self._vision_dtype())
+        pixel_values = batch["pixel_values"].to(self.device, self._compute_dtype())
         seq_image = batch.get("sequence_image_index")
         region_seq = batch["region_image_index"]
         is_img, is_mask, is_pos = ids == self.image_id, ids == self.mask_id, ids == self.pos_id
@@ -217,6 +254,10 @@ class RegionVLM(L.LightningModule):
 
     def _vision_dtype(self) -> torch.dtype:
         return next(self.encoder.parameters()).dtype
+
+    def _compute_dtype(self) -> torch.dtype:
+        """Dtype of the trained vision-side blocks (extractor, projector): the model's precision."""
+        return next(self.projector.parameters()).dtype
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         """Language-modelling loss of a batch (mean over supervised tokens)."""
