@@ -23,27 +23,6 @@ def test_recipes_exist():
     assert (RECIPES / "tiny" / "aquila_plus.yaml").is_file()
 
 
-def test_fit_fast_dev_run_on_the_tiny_recipe(tmp_path):
-    code = main(
-        [
-            "fit",
-            "-c",
-            str(RECIPES / "tiny" / "aquila_plus.yaml"),
-            "--trainer.fast_dev_run",
-            "1",
-            "--trainer.default_root_dir",
-            str(tmp_path),
-            "--data.init_args.num_workers",
-            "0",
-            "--data.init_args.batch_size",
-            "4",
-            "--data.init_args.eval_batch_size",
-            "4",
-        ]
-    )
-    assert code == 0
-
-
 def _fast_dev_run_args(recipe: str, tmp_path: Path, *overrides: str) -> list[str]:
     return [
         "fit",
@@ -61,6 +40,10 @@ def _fast_dev_run_args(recipe: str, tmp_path: Path, *overrides: str) -> list[str
         "4",
         *overrides,
     ]
+
+
+def test_fit_fast_dev_run_on_the_tiny_recipe(tmp_path):
+    assert main(_fast_dev_run_args("tiny/aquila_plus.yaml", tmp_path)) == 0
 
 
 def test_frozen_encoder_in_bfloat16_from_the_command_line(tmp_path):
