@@ -10,9 +10,9 @@ For each configuration it times, on the same batch of generated scenes:
 - encoder: the vision encoder's forward alone (frozen, as in every full-size stage).
 The parts are timed in turn within each round; "outside the LLM" = (collate + step - LLM) / (collate + step)
 is computed within each round and its median over the rounds printed, with its quartiles (the machine's
-speed drifts between rounds far more than within one). Prints one row per configuration and precision:
-fp32; fp32 with the frozen encoder kept in bfloat16 (`encoder_dtype: bfloat16`); and bf16-true (the whole
-model in bfloat16, as the full-size recipes train it).
+speed drifts between rounds far more than within one). Prints one row per configuration and setting:
+fp32; fp32 with the frozen encoder kept in bfloat16 (`encoder_dtype: bfloat16`), also with `compile_encoder`;
+and bf16-true (the whole model in bfloat16, as the full-size recipes train it), also with `compile_encoder`.
 """
 
 from __future__ import annotations

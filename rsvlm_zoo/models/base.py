@@ -58,10 +58,11 @@ class RegionVLM(L.LightningModule):
         warmup_ratio: Share of the steps with linear warm-up before the cosine decay.
         lora: LoRA on the LLM when the stage trains it (None: full fine-tuning).
         train_encoder: Also train the vision encoder (only sensible for tiny from-scratch models).
-        encoder_dtype: Dtype the frozen encoder is kept and run in (`bfloat16` or `float16`), whatever the
+        encoder_dtype: Dtype the encoder is kept and run in (`bfloat16`, `float16` or `float32`), whatever the
             precision of the rest: under fp32 training on hardware with bf16 units it halves the encoder's
             time and memory (as LLaVA-style trainers keep their frozen vision tower in half precision). Its
-            feature maps are cast to the extractor's dtype. None: the model's dtype. Needs a frozen encoder.
+            feature maps are cast to the extractor's dtype. None: the model's dtype. Half precision needs a frozen
+            encoder.
         compile_encoder: Compile the encoder with `torch.compile` (in place: parameter names, checkpoints and
             copies are unchanged). The first batch pays the compilation (seconds on a GPU; tens of seconds on a
             CPU, which also needs a C++ compiler); a frozen ConvNeXt then runs ~10-15 % faster on a CPU.
