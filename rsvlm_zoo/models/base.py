@@ -14,7 +14,7 @@ from torch import nn
 from rsvlm_zoo.data.processor import InputSpec
 from rsvlm_zoo.models.answer_metrics import build_answer_metrics
 from rsvlm_zoo.models.blocks.encoders import VisionEncoder
-from rsvlm_zoo.models.blocks.llms import HFCausalLM
+from rsvlm_zoo.models.blocks.llms import DTYPES, HFCausalLM
 from rsvlm_zoo.models.blocks.projectors import MLPProjector
 from rsvlm_zoo.models.blocks.regions import RegionBatch, RegionExtractor
 from rsvlm_zoo.models.checkpoint_contents import check_loadable, trim_checkpoint
@@ -32,15 +32,14 @@ def _frozen_encoder_dtype(name: str | None, train_encoder: bool) -> torch.dtype 
     """Parse `encoder_dtype`, refusing a dtype a trained encoder could not be optimised in."""
     if name is None:
         return None
-    allowed = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
-    if name not in allowed:
-        raise ValueError(f"encoder_dtype must be one of {sorted(allowed)} or null, got {name!r}")
-    if train_encoder and allowed[name] != torch.float32:
+    if name not in DTYPES:
+        raise ValueError(f"encoder_dtype must be one of {sorted(DTYPES)} or null, got {name!r}")
+    if train_encoder and DTYPES[name] != torch.float32:
         raise ValueError(
             f"encoder_dtype={name!r} keeps the encoder's weights in half precision, which only suits a frozen "
             "encoder; set train_encoder: false or encoder_dtype: null"
         )
-    return allowed[name]
+    return DTYPES[name]
 
 
 class RegionVLM(L.LightningModule):

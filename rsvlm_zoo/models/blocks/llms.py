@@ -23,7 +23,8 @@ from rsvlm_zoo.tokenizer import IMAGE_TOKEN, REGION_TOKENS, build_tiny_tokenizer
 
 log = logging.getLogger(__name__)
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# Dtype names a recipe may give (LLM weights, 4-bit compute, a frozen encoder).
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def nf4_config(compute_dtype: torch.dtype) -> BitsAndBytesConfig:
@@ -73,12 +74,12 @@ class HFCausalLM(RecordsInitArgs, nn.Module):
         compute_dtype: str = "bfloat16",
     ) -> None:
         super().__init__()
-        if torch_dtype not in _DTYPES:
-            raise ValueError(f"torch_dtype must be one of {sorted(_DTYPES)}, got {torch_dtype!r}")
-        if compute_dtype not in _DTYPES:
-            raise ValueError(f"compute_dtype must be one of {sorted(_DTYPES)}, got {compute_dtype!r}")
-        dtype = _DTYPES[torch_dtype]
-        quant = nf4_config(_DTYPES[compute_dtype]) if load_in_4bit else None
+        if torch_dtype not in DTYPES:
+            raise ValueError(f"torch_dtype must be one of {sorted(DTYPES)}, got {torch_dtype!r}")
+        if compute_dtype not in DTYPES:
+            raise ValueError(f"compute_dtype must be one of {sorted(DTYPES)}, got {compute_dtype!r}")
+        dtype = DTYPES[torch_dtype]
+        quant = nf4_config(DTYPES[compute_dtype]) if load_in_4bit else None
         self.quantized = load_in_4bit
         self.weights_loaded = bool(pretrained)  # frozen weights can be rebuilt from name_or_path
         self.gradient_checkpointing = gradient_checkpointing
