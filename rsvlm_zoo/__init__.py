@@ -2,11 +2,12 @@
 
 from typing import Any
 
+from rsvlm_zoo.models.blocks.config import register_class
 from rsvlm_zoo.registry import build_model, list_models, register_model
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "build_model", "from_pretrained", "list_models", "register_model"]
+__all__ = ["__version__", "build_model", "from_pretrained", "list_models", "register_class", "register_model"]
 
 
 def from_pretrained(path: str) -> Any:

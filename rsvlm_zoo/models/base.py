@@ -13,6 +13,7 @@ from torch import nn
 
 from rsvlm_zoo.data.processor import InputSpec
 from rsvlm_zoo.models.answer_metrics import build_answer_metrics
+from rsvlm_zoo.models.blocks.config import register_own_class
 from rsvlm_zoo.models.blocks.encoders import VisionEncoder
 from rsvlm_zoo.models.blocks.llms import DTYPES, HFCausalLM
 from rsvlm_zoo.models.blocks.projectors import MLPProjector
@@ -74,6 +75,10 @@ class RegionVLM(L.LightningModule):
 
     STAGES: ClassVar[dict[int, tuple[str, ...]]] = {}
     project_regions: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        register_own_class(cls)  # model files may name the zoo's models (see models/blocks/config.py)
 
     def __init__(
         self,

@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import nn
 
-from rsvlm_zoo.models.blocks.config import _plain, block_config, class_path, instantiate
+from rsvlm_zoo.models.blocks.config import _plain, block_config, class_path, instantiate, trusted_class
 
 BLOCKS = ("encoder", "extractor", "projector", "llm")
 CHECKPOINT_CONFIG_KEY = "rsvlm_zoo_model_config"  # where Lightning checkpoints carry the model config
@@ -43,13 +43,22 @@ def model_config(model: nn.Module) -> dict[str, Any]:
 def build_from_config(config: dict[str, Any]) -> nn.Module:
     """Build a model from `model_config()` output (blocks first, then the model around them).
 
+    Every class the config names must be registered with rsvlm_zoo (`register_class`); all are checked before
+    any is built.
+
     Raises:
-        ValueError: when the config lacks a block or names a class that cannot be imported.
+        UntrustedConfigError: when the config names a class that is not registered (nothing is imported).
+        ValueError: when the config lacks a block or is not of the written shape.
     """
+    if not isinstance(config, dict) or not isinstance(config.get("init_args", {}), dict):
+        raise ValueError("model config must be a dict with class_path and init_args; it was not written by rsvlm_zoo")
+    trusted_class(config.get("class_path"), "model.class_path")
     init_args = {k: v for k, v in config.get("init_args", {}).items() if _is_model_argument(k)}
-    blocks = {}
     for name in BLOCKS:
         if name not in init_args:
             raise ValueError(f"model config lacks the {name!r} block; it was not written by rsvlm_zoo")
-        blocks[name] = instantiate(init_args.pop(name))
-    return instantiate({"class_path": config["class_path"], "init_args": init_args}, **blocks)
+        if not isinstance(init_args[name], dict):
+            raise ValueError(f"model.init_args.{name} must be a dict with class_path and init_args")
+        trusted_class(init_args[name].get("class_path"), f"model.init_args.{name}.class_path")
+    blocks = {name: instantiate(init_args.pop(name), f"model.init_args.{name}") for name in BLOCKS}
+    return instantiate({"class_path": config["class_path"], "init_args": init_args}, "model", **blocks)

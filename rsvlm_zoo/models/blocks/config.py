@@ -1,13 +1,63 @@
-"""Blocks remember how they were built, so a model can be written as config and built again elsewhere."""
+"""Blocks remember how they were built, so a model can be written as config and built again elsewhere.
+
+A config read from a model file (an export's `config.json`, a checkpoint) is data, never a program: it may only
+name classes registered here. The zoo's own models and blocks register themselves when defined; a user's own
+block or model class is allowed with `register_class` in their code. Anything else is refused before any import.
+"""
 
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
-from typing import Any
+from typing import Any, TypeVar
 
 from torch import nn
+
+T = TypeVar("T", bound=type)
+_TRUSTED: dict[str, type] = {}  # "module.QualName" and short "QualName" -> class
+
+
+class UntrustedConfigError(ValueError):
+    """A config names a class that is not registered with rsvlm_zoo; nothing was imported or called."""
+
+
+def register_class(cls: T) -> T:
+    """Allow configs in model files (exports, checkpoints) to name `cls` (usable as a class decorator).
+
+    The zoo's models and blocks are registered already; register your own block or model class in your own
+    code before loading a model file that names it.
+
+    Raises:
+        TypeError: when `cls` is not a class.
+    """
+    if not isinstance(cls, type):
+        raise TypeError(f"register_class takes a class, got {type(cls).__name__}")
+    _TRUSTED[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    _TRUSTED.setdefault(cls.__qualname__, cls)
+    return cls
+
+
+def register_own_class(cls: type) -> None:
+    """Register `cls` when the zoo itself defines it (called from `__init_subclass__` of the zoo's bases)."""
+    if cls.__module__ == "rsvlm_zoo" or cls.__module__.startswith("rsvlm_zoo."):
+        register_class(cls)
+
+
+def trusted_class(path: Any, key: str = "class_path") -> type:
+    """The registered class that `path` names (full `module.QualName` or the registered short name).
+
+    Raises:
+        UntrustedConfigError: naming `key` and the path, when no registered class has that name.
+    """
+    import rsvlm_zoo.models  # noqa: F401  (the zoo's own classes register on import)
+
+    if isinstance(path, str) and path in _TRUSTED:
+        return _TRUSTED[path]
+    raise UntrustedConfigError(
+        f"{key} names {str(path)[:200]!r}, which is not a model or block registered with rsvlm_zoo; model "
+        "files may only name the zoo's classes, so it was not imported. If it is your own class, import it and "
+        "call rsvlm_zoo.register_class on it before loading the file"
+    )
 
 
 class RecordsInitArgs:
@@ -19,6 +69,7 @@ class RecordsInitArgs:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        register_own_class(cls)
         init = cls.__dict__.get("__init__")
         if init is None:
             return
@@ -79,20 +130,22 @@ def block_config(block: nn.Module, name: str = "block") -> dict[str, Any]:
     return {"class_path": class_path(block), "init_args": _plain(block.init_args, name)}
 
 
-def instantiate(config: dict[str, Any], **extra: Any) -> Any:
-    """Build `config["class_path"](**config["init_args"], **extra)`.
+def instantiate(config: Any, key: str = "config", **extra: Any) -> Any:
+    """Build `config["class_path"](**config["init_args"], **extra)` for a registered class only.
+
+    Args:
+        config: `{"class_path": ..., "init_args": {...}}`.
+        key: Where the config sits, for error messages (e.g. `model.init_args.encoder`).
+        **extra: Further constructor arguments (already built blocks).
 
     Raises:
-        ValueError: when the class cannot be imported (names it).
+        UntrustedConfigError: when the class is not registered (`trusted_class`); nothing is imported.
+        ValueError: when the config is not of that shape.
     """
-    path = config.get("class_path")
-    if not isinstance(path, str) or "." not in path:
-        raise ValueError(f"config needs a dotted class_path, got {path!r}")
-    module_name, _, qualname = path.rpartition(".")
-    try:
-        target: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            target = getattr(target, part)
-    except (ImportError, AttributeError) as err:
-        raise ValueError(f"cannot import {path} named by the config: {err}") from err
-    return target(**{**config.get("init_args", {}), **extra})
+    if not isinstance(config, dict):
+        raise ValueError(f"{key} must be a dict with class_path and init_args, got {type(config).__name__}")
+    target = trusted_class(config.get("class_path"), f"{key}.class_path")
+    init_args = config.get("init_args", {})
+    if not isinstance(init_args, dict) or not all(isinstance(k, str) for k in init_args):
+        raise ValueError(f"{key}.init_args must be a dict of argument names, got {type(init_args).__name__}")
+    return target(**{**init_args, **extra})
