@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from rsvlm_zoo.data.images import ImageReadError, image_size
+from rsvlm_zoo.data.images import TIFF_SUFFIXES, ImageReadError, check_tiff, image_size, open_pil
 from rsvlm_zoo.data.readers import READERS, read_annotations
 from rsvlm_zoo.data.readers._common import known_size
 from rsvlm_zoo.data.schema import DataFormatError, Region, Sample
@@ -104,18 +103,26 @@ class CheckReport:
 
 
 def check_image(path: Path) -> tuple[int, int]:
-    """(width, height) after a header-level check: PIL `verify()`, and the JPEG end marker.
+    """(width, height), as `load_image` returns the image, after a header-level check (no pixels decoded).
+
+    Checked: the pixel limit (`rsvlm_zoo.data.images.MAX_IMAGE_PIXELS`), PIL `verify()`, the JPEG end marker,
+    and for TIFFs (read with tifffile) that every page's strips or tiles lie inside the file.
 
     Raises:
-        ImageReadError: missing, unreadable or (JPEG) truncated file.
+        ImageReadError: missing, unreadable, over the pixel limit, or truncated (JPEG, TIFF) file.
     """
-    size = image_size(path)  # raises on missing / unreadable header
+    size = image_size(path)  # raises on missing / unreadable header / over the pixel limit
+    is_tiff = path.suffix.lower() in TIFF_SUFFIXES
     try:
-        with Image.open(path) as im:
+        with open_pil(path) as im:
             im.verify()
+    except ImageReadError:
+        raise
     except Exception as err:  # noqa: BLE001 - PIL raises many types for broken files
-        if path.suffix.lower() not in (".tif", ".tiff"):  # multiband TIFFs PIL cannot parse are fine
+        if not is_tiff:  # multiband TIFFs PIL cannot parse are fine: tifffile checks them below
             raise ImageReadError(f"{path}: image fails verification ({err}); re-download or re-encode it") from err
+    if is_tiff:
+        check_tiff(path)
     if path.suffix.lower() in (".jpg", ".jpeg"):
         with open(path, "rb") as f:
             f.seek(max(0, path.stat().st_size - 1024))

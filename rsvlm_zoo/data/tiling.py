@@ -4,7 +4,9 @@ The rules, applied to each tile of a scene:
 
 * **Windows.** Tiles are `tile_size` (h, w) scene pixels, `overlap` pixels apart from their neighbours; the
   last tile of a row/column is moved back to end at the scene's edge, so every tile is full size unless the
-  scene itself is smaller than a tile (then that tile is the whole side).
+  scene itself is smaller than a tile (then that tile is the whole side). A scene is refused, from its
+  declared size and before any window is made, when it is larger than the image pixel limit
+  (`rsvlm_zoo.data.images.MAX_IMAGE_PIXELS`) or would give more than `MAX_TILES_PER_SCENE` tiles.
 * **Cut objects.** A region is kept in a tile when at least `min_visible` of it lies inside the tile: its
   mask pixels when it has mask geometry (mask, RLE or polygons; the most precise the region carries, as
   `Region.to_mask` picks), otherwise its box area. A kept region is clipped to the tile: it gets the tile
@@ -35,11 +37,14 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from rsvlm_zoo.data.geometry import rasterise_polygons
-from rsvlm_zoo.data.images import ImageWindow
+from rsvlm_zoo.data.images import ImageWindow, pixel_limit_problem
 from rsvlm_zoo.data.schema import DataFormatError, Region, Sample
 from rsvlm_zoo.tokenizer import MASK_TOKEN
 
 Window = tuple[int, int, int, int]
+
+# Tiles one scene may give: a 20000 px DOTA scene in 224 px tiles overlapping by 64 px gives 125 x 125 = 15625.
+MAX_TILES_PER_SCENE = 16384
 
 
 class TileDropped(Exception):
@@ -67,15 +72,46 @@ def axis_starts(length: int, tile: int, overlap: int) -> list[int]:
     return starts + [length - tile]
 
 
+def axis_count(length: int, tile: int, overlap: int) -> int:
+    """`len(axis_starts(length, tile, overlap))`, computed without making the list."""
+    return 1 if length <= tile else -(-(length - tile) // (tile - overlap)) + 1
+
+
+def check_scene(width: int, height: int, tile_size: tuple[int, int], overlap: int = 0) -> int:
+    """The number of tiles of a width x height scene, after refusing scenes too large to tile.
+
+    Only arithmetic on the declared size: nothing is allocated, so a damaged size (1e6 px) is refused at once.
+
+    Raises:
+        ValueError: when `overlap` is negative or not smaller than the tile.
+        DataFormatError: a scene over the image pixel limit, or giving more than `MAX_TILES_PER_SCENE` tiles
+            (the caller adds the record).
+    """
+    th, tw = tile_size
+    if not 0 <= overlap < min(th, tw):
+        raise ValueError(f"overlap must be >= 0 and smaller than the tile {tile_size}, got {overlap}")
+    problem = pixel_limit_problem(width, height)
+    if problem:
+        raise DataFormatError(f"scene {problem}; or fix the annotation's width/height if they are wrong")
+    count = axis_count(height, th, overlap) * axis_count(width, tw, overlap)
+    if count > MAX_TILES_PER_SCENE:
+        raise DataFormatError(
+            f"a {width}x{height} scene gives {count} tiles of {th}x{tw} px (overlap {overlap}), over the cap of "
+            f"{MAX_TILES_PER_SCENE} per scene; use larger tiles or less overlap, fix the annotation's width/height "
+            "if they are wrong, or raise rsvlm_zoo.data.tiling.MAX_TILES_PER_SCENE"
+        )
+    return count
+
+
 def tile_windows(width: int, height: int, tile_size: tuple[int, int], overlap: int = 0) -> list[Window]:
     """(x0, y0, x1, y1) windows covering a width x height scene, row by row.
 
     Raises:
         ValueError: when `overlap` is negative or not smaller than the tile.
+        DataFormatError: when `check_scene` refuses the scene (too large, or too many tiles).
     """
     th, tw = tile_size
-    if not 0 <= overlap < min(th, tw):
-        raise ValueError(f"overlap must be >= 0 and smaller than the tile {tile_size}, got {overlap}")
+    check_scene(width, height, tile_size, overlap)
     return [
         (x0, y0, min(x0 + tw, width), min(y0 + th, height))
         for y0 in axis_starts(height, th, overlap)

@@ -33,7 +33,9 @@ class TiledSource(SampleSource):
     reaches when the scene has regions. Each tile's image is an `ImageWindow`, decoded when the sample is
     processed and never cached. `source[i]` raises `TileDropped` for a tile that the cut rule leaves without
     the regions it needs (the data modules drop and count those), and `DataFormatError` for a scene whose size
-    cannot be read or whose geometry is broken (error or counted skip, as `on_bad_sample` says).
+    cannot be read, that is too large to tile (over the image pixel limit or `MAX_TILES_PER_SCENE` tiles, see
+    `rsvlm_zoo.data.tiling.check_scene`; refused from its declared size, before any window is made) or whose
+    geometry is broken (error or counted skip, as `on_bad_sample` says).
 
     Args:
         source: The scenes.
@@ -66,11 +68,11 @@ class TiledSource(SampleSource):
             sample = self.source[i]
             try:
                 width, height = sample.width, sample.height
-            except DataFormatError as err:  # unreadable header: the error surfaces when the entry is used
-                self._errors[i] = str(err)
+                windows = tile_windows(width, height, self.tile_size, self.overlap)
+            except DataFormatError as err:  # unreadable header or a scene too large to tile: the error
+                self._errors[i] = str(err)  # surfaces when the entry is used
                 index.append((i, None))
                 continue
-            windows = tile_windows(width, height, self.tile_size, self.overlap)
             if sample.regions and not self.keep_empty:
                 boxes = [coarse_box(r, height, width) for r in sample.regions]
                 windows = [w for w in windows if any(touches(b, w) for b in boxes)]
@@ -80,7 +82,7 @@ class TiledSource(SampleSource):
 
     @property
     def index(self) -> list[tuple[int, Window | None]]:
-        """(scene index, window) per tile; window None marks a scene whose size could not be read."""
+        """(scene index, window) per tile; window None marks a scene whose size could not be read or was refused."""
         if self._index is None:
             self._index = self._build_index()
         return self._index
