@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 from rsvlm_zoo.data.processor import InputSpec
@@ -27,6 +28,28 @@ from rsvlm_zoo.models.stage_checkpoint import load_stage_checkpoint
 from rsvlm_zoo.tokenizer import IMAGE_TOKEN, MASK_TOKEN, POS_TOKEN
 
 log = logging.getLogger(__name__)
+
+# Below this learning rate an AdamW step (about lr in size) is smaller than half a bfloat16 ulp of a typical
+# weight (|w| ~ 0.02: ulp 1.2e-4), so half-precision weights stop changing.
+STALL_LR = 1e-4
+_HALF = (torch.bfloat16, torch.float16)
+
+
+def warn_if_updates_stall(model: nn.Module) -> None:
+    """Warn (once per call) when trained tensors are bfloat16/float16 and their learning rate is below `STALL_LR`.
+
+    Such weights round every small update away (`bf16-true` training at lr 2e-6 leaves them unchanged). The fix:
+    `trainer.precision: bf16-mixed`, which keeps float32 master weights and computes in bfloat16.
+    """
+    hparams = getattr(model, "hparams", {})
+    lr = min([hparams.get("lr", 1.0), *(hparams.get("block_lr") or {}).values()])
+    half = sorted({str(p.dtype) for p in model.parameters() if p.requires_grad and p.dtype in _HALF})
+    if half and lr < STALL_LR:
+        rank_zero_warn(
+            f"trained weights are {', '.join(half)} with a learning rate of {lr:g}: updates that small are rounded "
+            "away and those weights barely change. Train with trainer.precision: bf16-mixed (float32 master weights, "
+            "bfloat16 compute; a 4-bit LLM and encoder_dtype: bfloat16 keep the frozen parts small)"
+        )
 
 
 def _frozen_encoder_dtype(name: str | None, train_encoder: bool) -> torch.dtype | None:
@@ -170,14 +193,9 @@ class RegionVLM(L.LightningModule):
                 p.requires_grad_(train and (name != "llm" or self.lora is None or "lora_" in pname))
         self.encoder.train(self.train_encoder)
 
-    def setup(self, stage: str) -> None:
-        """Refuse a 4-bit LLM under mixed precision, which would autocast around the quantised layers."""
-        precision = str(getattr(self.trainer, "precision", "32-true")) if self._trainer is not None else "32-true"
-        if self.llm.quantized and "mixed" in precision:
-            raise ValueError(
-                f"trainer.precision={precision!r} cannot be combined with a 4-bit LLM: the 4-bit layers compute in "
-                "llm.compute_dtype already. Use trainer.precision=bf16-true (GPU) or 32-true (CPU)"
-            )
+    def on_fit_start(self) -> None:
+        """Warn once when trained weights sit in half precision with a learning rate too small to move them."""
+        warn_if_updates_stall(self)
 
     def train(self, mode: bool = True) -> RegionVLM:
         """Switch mode but keep a frozen encoder in eval mode (no dropout, frozen norms)."""

@@ -48,5 +48,10 @@ def apply_lora(llm: HFCausalLM, settings: LoraSettings) -> None:
         task_type="CAUSAL_LM",
     )
     if llm.quantized:  # upcasts norms and enables input grads; on the LLM alone, never the vision blocks
-        llm.model = prepare_model_for_kbit_training(llm.model, use_gradient_checkpointing=llm.gradient_checkpointing)
+        # peft re-enables checkpointing with its own (reentrant) default unless told: keep the non-reentrant kind.
+        llm.model = prepare_model_for_kbit_training(
+            llm.model,
+            use_gradient_checkpointing=llm.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
     llm.model = get_peft_model(llm.model, config)

@@ -43,13 +43,3 @@ def test_4bit_llm_with_lora_trains_only_intended_parameters():
 def test_4bit_without_lora_is_refused():
     with pytest.raises(ValueError, match="4-bit LLM cannot be fine-tuned directly"):
         build_model("aquila_plus_tiny", llm={"load_in_4bit": True, "compute_dtype": "float32"})
-
-
-def test_mixed_precision_with_4bit_is_refused(tmp_path):
-    import lightning as L
-
-    model = qlora_model()
-    trainer = L.Trainer(accelerator="cpu", precision="bf16-mixed", logger=False, default_root_dir=tmp_path)
-    model.trainer = trainer
-    with pytest.raises(ValueError, match="bf16-mixed.*4-bit"):
-        model.setup("fit")
