@@ -62,7 +62,7 @@ def bad_sample(kind: str, tmp_path) -> tuple[Sample, str]:
         ), where + r"region\(s\) \[0\] have empty masks; fix"
     if kind == "polygon with 2 points":
         region = Region(polygons=[np.array([[1.0, 1.0], [9.0, 9.0]])])
-        return scene(pixels, [region]), where + "region 0: polygon with 2 point.* needs at least 3"
+        return scene(pixels, [region]), where + "region 0: polygon 0 has 2 point.* needs at least 3"
     if kind == "region-token count != region count":
         text = "<image>\nCompare <mask><pos> and <mask><pos>."
         return scene(pixels, text=text), where + "text has 2 <mask><pos> placeholders but the sample has 1 regions"

@@ -8,6 +8,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from rsvlm_zoo.data.schema import DataFormatError
+from rsvlm_zoo.data.validation import validate_region
 
 if TYPE_CHECKING:
     from rsvlm_zoo.data.schema import Region
@@ -52,8 +53,9 @@ def region_to_mask(region: Region, height: int, width: int) -> np.ndarray:
     """Boolean (height, width) mask of a region from whatever geometry it carries.
 
     Raises:
-        DataFormatError: when the geometry is missing or of the wrong size.
+        DataFormatError: when the geometry is missing, invalid (`validate_region`) or of the wrong size.
     """
+    validate_region(region, width, height)
     if region.mask is not None:
         mask = np.asarray(region.mask)
         if mask.shape != (height, width):
@@ -80,8 +82,9 @@ def region_to_box(region: Region) -> tuple[float, float, float, float]:
     """Axis-aligned (x1, y1, x2, y2) box of a region.
 
     Raises:
-        DataFormatError: when the region has no geometry or an empty mask.
+        DataFormatError: when the region has no geometry, invalid geometry (`validate_region`) or an empty mask.
     """
+    validate_region(region, None, None)
     if region.box is not None:
         return tuple(float(v) for v in region.box)  # type: ignore[return-value]
     if region.polygons:

@@ -39,6 +39,7 @@ from pycocotools import mask as mask_utils
 from rsvlm_zoo.data.geometry import rasterise_polygons
 from rsvlm_zoo.data.images import ImageWindow, pixel_limit_problem
 from rsvlm_zoo.data.schema import DataFormatError, Region, Sample
+from rsvlm_zoo.data.validation import validate_region
 from rsvlm_zoo.tokenizer import MASK_TOKEN
 
 Window = tuple[int, int, int, int]
@@ -126,6 +127,7 @@ def coarse_box(region: Region, height: int, width: int) -> tuple[float, float, f
     reach any tile), so its error surfaces when that tile is built.
     """
     try:
+        validate_region(region, width, height)
         if region.mask is not None:
             rows, cols = np.nonzero(np.asarray(region.mask))
             if rows.size == 0:
@@ -198,8 +200,9 @@ def mask_patch(region: Region, height: int, width: int) -> MaskPatch:
     and RLEs are decoded from their runs over the columns they cover (`rle_patch`).
 
     Raises:
-        DataFormatError: geometry of the wrong size or fewer than 3 polygon points.
+        DataFormatError: invalid geometry (`validate_region`), e.g. of the wrong size or fewer than 3 polygon points.
     """
+    validate_region(region, width, height)
     if region.mask is None and region.rle is None and region.polygons:
         pts = np.concatenate([np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in region.polygons])
         x0 = min(width, max(0, math.floor(pts[:, 0].min()) - 1))

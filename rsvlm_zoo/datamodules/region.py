@@ -22,6 +22,29 @@ from rsvlm_zoo.datamodules.tiled import tile_source
 
 log = logging.getLogger(__name__)
 
+# Errors that reading or processing one sample's files and geometry can raise (decoders, pycocotools, numpy):
+# they are the sample's fault. Anything else (AttributeError, NameError, AssertionError, RuntimeError, ...) is
+# a programming error and stops the run under either `on_bad_sample` setting.
+SAMPLE_ERRORS: tuple[type[BaseException], ...] = (
+    DataFormatError,
+    SkipSample,
+    ValueError,
+    TypeError,
+    IndexError,
+    KeyError,
+    ArithmeticError,
+    OSError,
+    MemoryError,
+    RecursionError,
+)
+
+
+def sample_error(err: BaseException, where: str) -> DataFormatError:
+    """`err` as a DataFormatError naming the record, unless its message already does."""
+    if isinstance(err, DataFormatError):
+        return err if "record " in str(err) else DataFormatError(f"{where}: {err}")
+    return DataFormatError(f"{where}: {type(err).__name__}: {err}")
+
 
 @dataclass(frozen=True)
 class Dropped:
@@ -59,16 +82,21 @@ class ProcessedDataset(Dataset):
         return len(self.source)
 
     def __getitem__(self, idx: int) -> dict[str, Any] | Dropped | None:
+        sample: Sample | None = None
         try:
-            sample: Sample = self.source[idx]
+            sample = self.source[idx]
             item = self.processor(sample, decode(sample.image), generation=self.generation)
         except TileDropped as err:
             log.debug("dropping tile %d: %s", idx, err)
             return Dropped(str(err))
-        except (DataFormatError, SkipSample) as err:
+        except SAMPLE_ERRORS as err:
+            where = sample.where() if sample is not None else f"sample {idx} of {type(self.source).__name__}"
             if self.on_bad_sample == "error":
-                raise
-            log.warning("skipping sample %d: %s", idx, err)
+                clear = err if isinstance(err, SkipSample) else sample_error(err, where)
+                if clear is err:
+                    raise
+                raise clear from err
+            log.warning("skipping sample %d: %s", idx, sample_error(err, where))
             return None
         if self.generation:
             answers = [t.text for t in sample.conversation if t.role == "gpt"]

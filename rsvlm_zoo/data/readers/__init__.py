@@ -40,7 +40,7 @@ READERS: dict[str, Callable[..., list[Sample]]] = {
 }
 
 # Options the checker passes to every reader; a reader without one of them simply does not get it.
-COMMON_OPTIONS = ("on_bad_record", "check_geometry", "check_tokens", "encoding_errors")
+COMMON_OPTIONS = ("on_bad_record", "check_geometry", "check_tokens", "encoding_errors", "allow_outside_images")
 
 
 def reader_options(format: str) -> list[str]:

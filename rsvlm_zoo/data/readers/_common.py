@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,10 +14,14 @@ from typing import Any
 import numpy as np
 
 from rsvlm_zoo.data.schema import DataFormatError, Sample
+from rsvlm_zoo.data.validation import validate_region, validate_size
 
 log = logging.getLogger("rsvlm_zoo.data.readers")
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+ENCODING_ERRORS = ("strict", "replace")
+# Annotation files larger than this are refused before reading (Osprey-724K's largest file is ~0.6 GB).
+MAX_JSON_BYTES = int(os.environ.get("RSVLM_MAX_JSON_BYTES", 4 * 2**30))
 
 
 @dataclass
@@ -85,6 +90,21 @@ class LazySizeSample(Sample):
         return self.__dict__.get("_width") is not None and self.__dict__.get("_height") is not None
 
 
+def validate_sample_geometry(sample: Sample) -> None:
+    """`validate_region` for every region of `sample`, at its size when known without opening the image.
+
+    Raises:
+        DataFormatError: naming the region (by index) and what is wrong with it.
+    """
+    width, height = known_size(sample)
+    validate_size(width, height)
+    for k, region in enumerate(sample.regions):
+        try:
+            validate_region(region, width, height)
+        except DataFormatError as err:
+            raise DataFormatError(f"region {k}: {err}") from err
+
+
 def make_sample(image: str | Path, width: Any = None, height: Any = None, **kwargs: Any) -> Sample:
     """A `Sample`, or a `LazySizeSample` when width/height are missing (None or 0) in the annotation."""
     if width and height:
@@ -141,8 +161,17 @@ class RecordErrors:
         return True
 
     def finish(self, samples: list[Sample]) -> SampleList:
-        """Wrap the samples with the report and log how many records were skipped."""
-        out = SampleList(samples)
+        """Validate each sample's geometry (`validate_region`), wrap the kept ones with the report, log skips.
+
+        A sample whose image size is known has its regions checked against it; one read lazily
+        (`LazySizeSample`) gets the size-independent checks now and the rest when its geometry is used.
+        """
+        kept = []
+        for sample in samples:
+            with self.record(sample.where() if sample.source != self.report.source else f"record {sample.sample_id!r}"):
+                validate_sample_geometry(sample)
+                kept.append(sample)
+        out = SampleList(kept)
         self.report.read = len(out)
         out.report = self.report
         if self.report.skipped:
@@ -167,8 +196,16 @@ def load_json(path: str | Path, encoding_errors: str = "strict") -> Any:
         DataFormatError: file missing, not UTF-8, or not valid JSON.
     """
     path = Path(path)
+    if encoding_errors not in ENCODING_ERRORS:
+        raise ValueError(f"encoding_errors must be one of {', '.join(ENCODING_ERRORS)}, got {encoding_errors!r}")
     if not path.is_file():
         raise DataFormatError(f"{path}: annotation file not found; check the path")
+    size = path.stat().st_size
+    if size > MAX_JSON_BYTES:
+        raise DataFormatError(
+            f"{path}: {size / 2**20:.0f} MiB is more than the {MAX_JSON_BYTES / 2**20:.0f} MiB limit for one "
+            "annotation file; split it, or raise the limit with RSVLM_MAX_JSON_BYTES"
+        )
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig", errors=encoding_errors)
@@ -182,6 +219,11 @@ def load_json(path: str | Path, encoding_errors: str = "strict") -> Any:
         ) from err
     try:
         return json.loads(text)
+    except RecursionError as err:
+        raise DataFormatError(
+            f"{path}: JSON nested too deeply to read (thousands of levels); annotation files are a few levels deep, "
+            "the file is malformed or hostile"
+        ) from err
     except json.JSONDecodeError as err:
         raise DataFormatError(
             f"{path}: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}; fix the file there "
@@ -198,16 +240,45 @@ def expect(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
     return value
 
 
-def resolve_image(folder: Path, name: str) -> Path:
-    """`folder/name`, or a file with the same stem and another image extension when that one is absent."""
+class OutsideImagesError(DataFormatError):
+    """An image name that resolves outside the images directory."""
+
+
+def _outside(name: str, folder: Path) -> OutsideImagesError:
+    return OutsideImagesError(
+        f"image {name!r} lies outside the images directory {folder}; image names are relative to it "
+        "(no absolute paths, '..' or links out of it): fix the record, or pass allow_outside_images=True "
+        "when your dataset really keeps images elsewhere"
+    )
+
+
+def resolve_image(folder: Path, name: str, allow_outside: bool = False) -> Path:
+    """`folder/name`, or a file with the same stem and another image extension when that one is absent.
+
+    The result must stay inside `folder`: an absolute name, `..` or a symbolic link that leads out of it is
+    refused before any file outside is looked at, unless `allow_outside` is set.
+
+    Raises:
+        OutsideImagesError: when the image would be read from outside `folder`.
+    """
+    folder = Path(folder)
+    if not allow_outside:
+        if not name or Path(name).is_absolute() or Path(name).drive:
+            raise _outside(name, folder)
+        if os.path.normpath(name).split(os.sep)[0] == os.pardir:
+            raise _outside(name, folder)
     path = folder / name
-    if path.exists():
-        return path
-    for ext in IMAGE_EXTENSIONS:
-        for cand in (path.with_suffix(ext), path.with_suffix(ext.upper())):
-            if cand.exists():
-                return cand
-    return path
+    found = path if path.exists() else None
+    if found is None:
+        for ext in IMAGE_EXTENSIONS:
+            for cand in (path.with_suffix(ext), path.with_suffix(ext.upper())):
+                if found is None and cand.exists():
+                    found = cand
+    if found is not None and not allow_outside:
+        root = folder.resolve()
+        if not found.resolve().is_relative_to(root):
+            raise _outside(name, folder)
+    return found if found is not None else path
 
 
 def parse_polygons(seg: Any, what: str = "segmentation") -> list[np.ndarray]:

@@ -9,6 +9,7 @@ import numpy as np
 
 from rsvlm_zoo.data.readers._common import RecordErrors, check_box, make_sample, resolve_image
 from rsvlm_zoo.data.schema import DataFormatError, Region, Sample
+from rsvlm_zoo.data.validation import validate_box, validate_polygons
 
 CSV_COLUMNS = ("image_path", "xmin", "ymin", "xmax", "ymax", "label")
 
@@ -44,6 +45,10 @@ def parse_dota_line(line: str, where: str) -> Region:
         quad = np.asarray([float(v) for v in parts[:8]], dtype=np.float64).reshape(4, 2)
     except ValueError as err:
         raise DataFormatError(f"{where}: coordinates {parts[:8]} are not all numbers") from err
+    try:
+        validate_polygons([quad], None, None, "quad")
+    except DataFormatError as err:
+        raise DataFormatError(f"{where}: {err}") from err
     difficult = parts[9] not in ("0", "false") if len(parts) > 9 else False
     box = (float(quad[:, 0].min()), float(quad[:, 1].min()), float(quad[:, 0].max()), float(quad[:, 1].max()))
     return Region(polygons=[quad], box=box, category=parts[8], attributes={"difficult": difficult})
@@ -55,6 +60,7 @@ def read_dota(
     split: str | None = None,
     *,
     on_bad_record: str = "error",
+    allow_outside_images: bool = False,
     check_geometry: bool = True,
 ) -> list[Sample]:
     """Read DOTA `labelTxt` files; one sample per file, one region (quad polygon + box) per object line.
@@ -67,6 +73,7 @@ def read_dota(
         images: Folder of `<stem>.png` (or another extension); default `../images` beside labelTxt.
         split: Recorded on the samples.
         on_bad_record: `error` or `skip`; a bad object line is one record (only it is dropped).
+        allow_outside_images: Read images named outside `images` (absolute paths, `..`, links out).
         check_geometry: Reject quads with zero-area boxes.
     """
     annotation = Path(annotation)
@@ -99,7 +106,7 @@ def read_dota(
                 regions.append(region)
         samples.append(
             make_sample(
-                resolve_image(folder, path.stem + ".png"),
+                resolve_image(folder, path.stem + ".png", allow_outside_images),
                 regions=regions,
                 sample_id=path.stem,
                 source=str(path),
@@ -116,6 +123,7 @@ def read_csv_boxes(
     split: str | None = None,
     *,
     on_bad_record: str = "error",
+    allow_outside_images: bool = False,
     check_geometry: bool = True,
 ) -> list[Sample]:
     """Read a CSV box list `image_path,xmin,ymin,xmax,ymax,label`; one sample per image, in first-seen order.
@@ -128,6 +136,7 @@ def read_csv_boxes(
         images: Image directory (default: the CSV's directory).
         split: Recorded on the samples.
         on_bad_record: `error` or `skip`; a bad row is one record.
+        allow_outside_images: Read images named outside `images` (absolute paths, `..`, links out).
         check_geometry: Reject zero-area boxes.
     """
     annotation = Path(annotation)
@@ -152,10 +161,11 @@ def read_csv_boxes(
                     box = tuple(float(row[c]) for c in ("xmin", "ymin", "xmax", "ymax"))
                 except (TypeError, ValueError) as err:
                     raise DataFormatError(f"coordinates {[row[c] for c in CSV_COLUMNS[1:5]]} are not numbers") from err
+                validate_box(box, None, None)
                 sample = by_image.get(name)
                 if sample is None:
                     sample = by_image[name] = make_sample(
-                        resolve_image(folder, name),
+                        resolve_image(folder, name, allow_outside_images),
                         sample_id=name,
                         source=str(annotation),
                         split=split,

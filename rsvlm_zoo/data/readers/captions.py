@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from rsvlm_zoo.data.readers._common import RecordErrors, check_split, expect, load_json, make_sample
+from rsvlm_zoo.data.readers._common import RecordErrors, check_split, expect, load_json, make_sample, resolve_image
 from rsvlm_zoo.data.schema import DataFormatError, Sample
 
 NWPU_CAPTION_KEYS = ("raw", "raw_1", "raw_2", "raw_3", "raw_4")
@@ -24,6 +24,7 @@ def read_karpathy(
     split: str | None = None,
     *,
     on_bad_record: str = "error",
+    allow_outside_images: bool = False,
     encoding_errors: str = "strict",
 ) -> list[Sample]:
     """Read a Karpathy caption file (`{images: [{filename, imgid, split, sentences: [{raw}]}]}`).
@@ -36,6 +37,7 @@ def read_karpathy(
         images: Image directory (default `<annotation dir>/images` or the annotation's dir).
         split: Keep one split (`train`, `val`, `test`, `restval`); unknown names are an error.
         on_bad_record: `error` or `skip` (counted in the returned list's `.report`).
+        allow_outside_images: Read images named outside `images` (absolute paths, `..`, links out).
         encoding_errors: `strict` or `replace` for non-UTF-8 bytes.
     """
     annotation = Path(annotation)
@@ -68,7 +70,7 @@ def read_karpathy(
             seen[sid] = i
             samples.append(
                 make_sample(
-                    folder / name,
+                    resolve_image(folder, name, allow_outside_images),
                     captions=captions,
                     sample_id=sid,
                     source=str(annotation),
@@ -85,6 +87,7 @@ def read_nwpu(
     split: str | None = None,
     *,
     on_bad_record: str = "error",
+    allow_outside_images: bool = False,
     encoding_errors: str = "strict",
 ) -> list[Sample]:
     """Read NWPU-Captions (`{class: [{filename, split, imgid, raw, raw_1..raw_4}]}`).
@@ -96,6 +99,7 @@ def read_nwpu(
         images: Image root holding one folder per class (default as for Karpathy files).
         split: Keep one split; unknown names are an error.
         on_bad_record: `error` or `skip` (counted in the returned list's `.report`).
+        allow_outside_images: Read images named outside `images` (absolute paths, `..`, links out).
         encoding_errors: `strict` or `replace` for non-UTF-8 bytes.
     """
     annotation = Path(annotation)
@@ -119,7 +123,7 @@ def read_nwpu(
                     raise DataFormatError("no captions (raw, raw_1..raw_4); add them or remove the record")
                 samples.append(
                     make_sample(
-                        folder / cls / name,
+                        resolve_image(folder, f"{cls}/{name}", allow_outside_images),
                         captions=captions,
                         sample_id=f"{cls}/{name}",
                         source=str(annotation),

@@ -20,6 +20,7 @@ from rsvlm_zoo.data.readers._common import (
     xywh_to_xyxy,
 )
 from rsvlm_zoo.data.schema import DataFormatError, Region, Sample
+from rsvlm_zoo.data.validation import validate_region
 
 
 def coco_geometry(ann: dict, height: Any, width: Any, check_geometry: bool = True) -> dict[str, Any]:
@@ -62,6 +63,7 @@ def read_coco(
     split: str | None = None,
     *,
     on_bad_record: str = "error",
+    allow_outside_images: bool = False,
     check_geometry: bool = True,
     drop_crowd: bool = False,
     skip_empty: bool = False,
@@ -79,6 +81,7 @@ def read_coco(
         split: When images carry a `split` field, keep that split (unknown names are an error);
             otherwise the whole file is taken as that split.
         on_bad_record: `error` or `skip` (counted in the returned list's `.report`).
+        allow_outside_images: Read images named outside `images` (absolute paths, `..`, links out).
         check_geometry: Reject zero-area boxes and boxes entirely outside the image.
         drop_crowd: Drop `iscrowd` annotations.
         skip_empty: Drop images without annotations.
@@ -114,7 +117,7 @@ def read_coco(
             if has_split and split is not None and rec_split != split:
                 continue
             by_id[image_id] = make_sample(
-                resolve_image(folder, name),
+                resolve_image(folder, name, allow_outside_images),
                 rec.get("width"),
                 rec.get("height"),
                 sample_id=str(image_id),
@@ -122,9 +125,20 @@ def read_coco(
                 split=rec_split,
                 meta={"file_name": name},
             )
+    first_ann: dict[Any, int] = {}
     for j, ann in enumerate(data.get("annotations", [])):
         with errors.record(f"annotations[{j}]" + (f" id={ann.get('id')}" if isinstance(ann, dict) else "")):
             expect(ann, dict, "the annotation")
+            ann_id = ann.get("id")
+            if ann_id is not None:
+                if not isinstance(ann_id, (int, str)) or isinstance(ann_id, bool):
+                    raise DataFormatError(f"annotation id {str(ann_id)[:40]!r} must be an integer or a string")
+                if ann_id in first_ann:
+                    raise DataFormatError(
+                        f"annotation id {ann_id} repeats annotations[{first_ann[ann_id]}]; annotation ids must be "
+                        "unique (a merged file holding an annotation twice?)"
+                    )
+                first_ann[ann_id] = j
             image_id = ann["image_id"]
             if image_id not in first_index:
                 raise DataFormatError(f"image_id {image_id} is not in 'images'; add the image or fix the id")
@@ -139,6 +153,7 @@ def read_coco(
                 raise DataFormatError(f"category_id {cat} is not in 'categories'; add it or fix the id")
             w, h = known_size(sample)
             geometry = coco_geometry(ann, h, w, check_geometry)
+            validate_region(Region(**geometry), w, h)
             attributes = {"iscrowd": crowd, "id": ann.get("id")}
             if "area" in ann:
                 attributes["area"] = ann["area"]

@@ -17,6 +17,7 @@ def read_llava(
     split: str | None = None,
     *,
     on_bad_record: str = "error",
+    allow_outside_images: bool = False,
     check_tokens: bool = True,
     box_convention: str = "grid100",
     replace_boxes: str | None = None,
@@ -34,6 +35,7 @@ def read_llava(
         images: Image directory (default `<annotation dir>/images` or the annotation's dir).
         split: Recorded on the samples.
         on_bad_record: `error` or `skip` (counted in the returned list's `.report`).
+        allow_outside_images: Read images named outside `images` (absolute paths, `..`, links out).
         check_tokens: Require exactly one `<image>`.
         box_convention: A `BoxCodec` convention name.
         replace_boxes: When given (e.g. `"<mask><pos>"`), each box in the text is replaced by it and
@@ -56,7 +58,7 @@ def read_llava(
             if check_tokens:
                 check_image_token(turns)
             sample = make_sample(
-                resolve_image(folder, expect(rec["image"], str, "image")),
+                resolve_image(folder, expect(rec["image"], str, "image"), allow_outside_images),
                 *(image_size or (None, None)),
                 conversation=turns,
                 sample_id=str(rec.get("id", i)),

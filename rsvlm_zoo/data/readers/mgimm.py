@@ -26,6 +26,7 @@ def read_mgimm_region(
     split: str | None = None,
     *,
     on_bad_record: str = "error",
+    allow_outside_images: bool = False,
     check_geometry: bool = True,
     encoding_errors: str = "strict",
 ) -> list[Sample]:
@@ -38,6 +39,7 @@ def read_mgimm_region(
         images: Image directory (default `<annotation dir>/images` or the annotation's dir).
         split: Recorded on the samples.
         on_bad_record: `error` or `skip`; a bad annotation is one record.
+        allow_outside_images: Read images named outside `images` (absolute paths, `..`, links out).
         check_geometry: Reject zero-area boxes and boxes entirely outside the image.
         encoding_errors: `strict` or `replace` for non-UTF-8 bytes.
     """
@@ -72,7 +74,7 @@ def read_mgimm_region(
                 check_box(box, img.get("width"), img.get("height"), "bbox")
             samples.append(
                 make_sample(
-                    resolve_image(folder, img["file_name"]),
+                    resolve_image(folder, img["file_name"], allow_outside_images),
                     img.get("width"),
                     img.get("height"),
                     regions=[Region(box=box, text=caption)],
@@ -91,6 +93,7 @@ def read_mgimm_description(
     split: str | None = None,
     *,
     on_bad_record: str = "error",
+    allow_outside_images: bool = False,
     check_geometry: bool = True,
     check_tokens: bool = True,
     encoding_errors: str = "strict",
@@ -104,6 +107,7 @@ def read_mgimm_description(
         images: Image directory (default `<annotation dir>/images` or the annotation's dir).
         split: Recorded on the samples.
         on_bad_record: `error` or `skip` (counted in the returned list's `.report`).
+        allow_outside_images: Read images named outside `images` (absolute paths, `..`, links out).
         check_geometry: Reject zero-area boxes and boxes entirely outside the image.
         check_tokens: Require exactly one `<image>`.
         encoding_errors: `strict` or `replace` for non-UTF-8 bytes.
@@ -128,7 +132,7 @@ def read_mgimm_description(
                 check_image_token(turns)
             samples.append(
                 make_sample(
-                    resolve_image(folder, expect(rec["file_name"], str, "file_name")),
+                    resolve_image(folder, expect(rec["file_name"], str, "file_name"), allow_outside_images),
                     w,
                     h,
                     regions=regions,

@@ -16,6 +16,7 @@ from rsvlm_zoo.data.readers.turns import (
     parse_conversation,
 )
 from rsvlm_zoo.data.schema import DataFormatError, Region, Sample
+from rsvlm_zoo.data.validation import validate_region
 
 
 def read_osprey(
@@ -24,6 +25,7 @@ def read_osprey(
     split: str | None = None,
     *,
     on_bad_record: str = "error",
+    allow_outside_images: bool = False,
     check_geometry: bool = True,
     check_tokens: bool = True,
     add_region_prefix: bool = False,
@@ -41,6 +43,7 @@ def read_osprey(
         images: Image directory (default `<annotation dir>/images` or the annotation's dir).
         split: Recorded on the samples.
         on_bad_record: `error` or `skip` (counted in the returned list's `.report`).
+        allow_outside_images: Read images named outside `images` (absolute paths, `..`, links out).
         check_geometry: Reject zero-area boxes and boxes entirely outside the image.
         check_tokens: Check the `<image>` and `<mask><pos>` counts (the checker turns this off to count).
         add_region_prefix: Raw Osprey-724K files carry no tokens: prepend Osprey's overview and
@@ -65,8 +68,15 @@ def read_osprey(
                 except DataFormatError as err:
                     raise DataFormatError(f"annotation[{k}]: {err}") from err
                 cat = ann.get("category", ann.get("category_name", ann.get("category_id")))
-                regions.append(Region(category=None if cat is None else str(cat), **geometry))
+                region = Region(category=None if cat is None else str(cat), **geometry)
+                try:
+                    validate_region(region, w, h)
+                except DataFormatError as err:
+                    raise DataFormatError(f"annotation[{k}]: {err}") from err
+                regions.append(region)
             refs = rec.get("region_refs")
+            if refs is not None:
+                refs = [expect(r, int, f"region_refs[{k}]") for k, r in enumerate(expect(refs, list, "region_refs"))]
             if "conversations" in rec:
                 turns = parse_conversation(rec["conversations"])
                 if add_region_prefix:
@@ -80,7 +90,7 @@ def read_osprey(
                 check_mask_count(turns, len(regions), refs)
             samples.append(
                 make_sample(
-                    resolve_image(folder, name),
+                    resolve_image(folder, name, allow_outside_images),
                     w,
                     h,
                     regions=regions,

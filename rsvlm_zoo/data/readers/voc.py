@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 from rsvlm_zoo.data.readers._common import RecordErrors, check_box, make_sample, resolve_image
 from rsvlm_zoo.data.schema import DataFormatError, Region, Sample
+from rsvlm_zoo.data.validation import validate_box
 
 DIOR_SPLITS = ("train", "val", "test")
 
@@ -31,9 +33,12 @@ def parse_voc_xml(path: Path) -> dict[str, Any]:
         if text is None or not text.strip():
             return None
         try:
-            return float(text)
+            value = float(text)
         except ValueError as err:
             raise DataFormatError(f"{path}: {where} <{tag}> is {text!r}, not a number") from err
+        if not math.isfinite(value):
+            raise DataFormatError(f"{path}: {where} <{tag}> is {text.strip()!r}, not a finite number; fix the file")
+        return value
 
     size = root.find("size")
     objects = []
@@ -86,6 +91,7 @@ def read_voc(
     split: str | None = None,
     *,
     on_bad_record: str = "error",
+    allow_outside_images: bool = False,
     check_geometry: bool = True,
 ) -> list[Sample]:
     """Read Pascal VOC XML (one file or a directory of them); one sample per XML, one box region per object.
@@ -99,6 +105,7 @@ def read_voc(
             `Annotations` directory).
         split: Recorded on the samples.
         on_bad_record: `error` or `skip` (counted in the returned list's `.report`).
+        allow_outside_images: Read images named outside `images` (absolute paths, `..`, links out).
         check_geometry: Reject zero-area boxes and boxes entirely outside the image.
     """
     annotation = Path(annotation)
@@ -111,6 +118,7 @@ def read_voc(
             doc = parse_voc_xml(path)
             regions = []
             for k, obj in enumerate(doc["objects"]):
+                validate_box(obj["box"], doc["width"], doc["height"], f"object {k} ({obj['name']}) box")
                 if check_geometry:
                     check_box(obj["box"], doc["width"], doc["height"], f"object {k} ({obj['name']}) box")
                 regions.append(
@@ -123,7 +131,7 @@ def read_voc(
                 )
             samples.append(
                 make_sample(
-                    resolve_image(folder, doc["filename"]),
+                    resolve_image(folder, doc["filename"], allow_outside_images),
                     doc["width"],
                     doc["height"],
                     regions=regions,
@@ -148,6 +156,7 @@ def read_dior_rsvg(
     split: str | None = None,
     *,
     on_bad_record: str = "error",
+    allow_outside_images: bool = False,
     check_geometry: bool = True,
 ) -> list[Sample]:
     """Read DIOR-RSVG: one sample per object (box region, category = `<name>`, text = `<description>`).
@@ -160,6 +169,7 @@ def read_dior_rsvg(
         images: Image folder (default `<root>/JPEGImages`).
         split: `train`, `val` or `test` (any `<root>/<split>.txt`).
         on_bad_record: `error` or `skip` (an XML file is one record).
+        allow_outside_images: Read images named outside `images` (absolute paths, `..`, links out).
         check_geometry: Reject zero-area boxes and boxes entirely outside the image.
     """
     root = Path(annotation)
@@ -186,7 +196,7 @@ def read_dior_rsvg(
                     check_box(obj["box"], doc["width"], doc["height"], f"box of {obj['name']}")
                 region = Region(box=obj["box"], category=obj["name"], text=obj["description"])
                 objects[-1] = make_sample(
-                    resolve_image(folder, doc["filename"]),
+                    resolve_image(folder, doc["filename"], allow_outside_images),
                     doc["width"],
                     doc["height"],
                     regions=[region],
