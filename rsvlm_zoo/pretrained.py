@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,8 +75,27 @@ def _fix_hint(name: str, arg: str) -> str:
     )
 
 
-def resolve_timm_weights(name: str, weights: str | Path | None) -> dict[str, torch.Tensor]:
-    """Read a timm state dict from `weights` or the local Hugging Face cache.
+# Weight files looked for in a directory (a local copy or a cache snapshot), in this order: timm's and Hugging Face's
+# names first, then OpenCLIP's.
+WEIGHT_FILE_NAMES = (
+    "model.safetensors",
+    "pytorch_model.bin",
+    "open_clip_model.safetensors",
+    "open_clip_pytorch_model.bin",
+)
+
+
+class UnsafeWeightsError(ValueError):
+    """A weight file holds Python objects that only an unrestricted pickle load could rebuild; it is not read."""
+
+
+def resolve_weights_file(name: str, weights: str | Path | None) -> Path:
+    """The weight file to read for the timm architecture `name`: `weights` itself, a file inside it, or the cache.
+
+    Args:
+        name: timm architecture name (its cache entry is `timm/<name>` unless `PRETRAINED_CFGS` says otherwise).
+        weights: A weight file, a directory holding one of `WEIGHT_FILE_NAMES`, or None for the local Hugging
+            Face cache. Never the network.
 
     Raises:
         MissingWeightsError: naming every place looked at and the override to use.
@@ -83,29 +103,95 @@ def resolve_timm_weights(name: str, weights: str | Path | None) -> dict[str, tor
     looked: list[str] = []
     candidates: list[Path] = []
     if weights is not None:
-        candidates.append(Path(weights))
+        path = Path(weights).expanduser()
+        candidates += [path / f for f in WEIGHT_FILE_NAMES] if path.is_dir() else [path]
     else:
         cfg = PRETRAINED_CFGS.get(name)
         repo = cfg.hf_id if cfg and cfg.hf_id else f"timm/{name}"
         snap = _hf_cache_snapshot(repo)
         looked.append(f"Hugging Face cache entry {repo} ({os.environ.get('HF_HOME', '~/.cache/huggingface')})")
         if snap is not None:
-            candidates += [snap / "model.safetensors", snap / "pytorch_model.bin", snap / "open_clip_pytorch_model.bin"]
+            candidates += [snap / f for f in WEIGHT_FILE_NAMES]
     for path in candidates:
         looked.append(str(path))
         if path.is_file():
-            if path.suffix == ".safetensors":
-                from safetensors.torch import load_file
-
-                return load_file(str(path))
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return path
     raise MissingWeightsError(
         f"no local weights for {name}; looked at: {', '.join(looked)}. Fix: "
         + _fix_hint(
             cfg.hf_id if (cfg := PRETRAINED_CFGS.get(name)) and cfg.hf_id else name,
-            "--model.init_args.encoder.init_args.weights=/path/to/file",
+            "--model.init_args.encoder.init_args.weights=/path/to/file_or_dir",
         )
     )
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a state dict without running pickled code: safetensors, or `torch.load(weights_only=True)`.
+
+    The format is told from the file's first bytes, not its name. A `torch.save` file may wrap the state dict
+    in a training checkpoint (`{"state_dict": ...}`, `{"model": ...}`) and prefix every key with `module.`
+    (DistributedDataParallel); both are unwrapped. Entries that are not tensors are dropped.
+
+    Raises:
+        UnsafeWeightsError: when the file needs an unrestricted pickle load (it holds other Python objects).
+        ValueError: when the file is neither safetensors nor a `torch.save` file, or holds no tensors.
+    """
+    path = Path(path)
+    with path.open("rb") as f:
+        head = f.read(8)
+    if head[:2] == b"PK" or head[:1] == b"\x80":  # torch.save: zip archive, or the legacy pickle stream
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=head[:2] == b"PK")
+        except pickle.UnpicklingError as err:
+            raise UnsafeWeightsError(
+                f"refusing to read {path}: it holds Python objects besides tensors and plain containers, which "
+                "only an unrestricted pickle load could rebuild, and that runs whatever code the file names. "
+                "Re-save its tensors alone (`torch.save(model.state_dict(), ...)` or safetensors' `save_file`). "
+                f"torch said: {_unpickler_reason(err)}"
+            ) from err
+        return _unwrap_state_dict(obj, path)
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except SafetensorError as err:
+        raise ValueError(
+            f"{path} is neither a safetensors file nor a torch.save file (first bytes {head!r}): {err}"
+        ) from err
+
+
+def _unpickler_reason(err: Exception) -> str:
+    """The line of torch's weights-only error that names what was refused (e.g. `Unsupported global: ...`)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    for line in lines:
+        if "WeightsUnpickler error:" in line:
+            return line.split("WeightsUnpickler error:", 1)[1].split(" was not an allowed global", 1)[0].strip()
+    return lines[0][:300] if lines else type(err).__name__
+
+
+def _unwrap_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
+    for key in ("state_dict", "model"):  # training checkpoints (OpenCLIP, Lightning, timm's train script)
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path} holds a {type(obj).__name__}, not a state dict (a dict of name -> tensor)")
+    state = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not state:
+        raise ValueError(f"{path} holds no tensors (top-level keys: {list(obj)[:5]})")
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    return state
+
+
+def resolve_timm_weights(name: str, weights: str | Path | None) -> dict[str, torch.Tensor]:
+    """Read the state dict of `resolve_weights_file(name, weights)` with `read_state_dict`.
+
+    Raises:
+        MissingWeightsError: naming every place looked at and the override to use.
+    """
+    return read_state_dict(resolve_weights_file(name, weights))
 
 
 def resolve_hf_model_dir(name_or_path: str) -> Path:
