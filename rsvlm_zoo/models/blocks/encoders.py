@@ -10,7 +10,13 @@ import torch
 from torch import nn
 
 from rsvlm_zoo.models.blocks.config import RecordsInitArgs
-from rsvlm_zoo.pretrained import resolve_timm_weights
+from rsvlm_zoo.models.blocks.encoder_weights import (
+    EncoderWeights,
+    load_convnext_weights,
+    load_vit_weights,
+    read_encoder_weights,
+    vit_model_kwargs,
+)
 
 
 class VisionEncoder(RecordsInitArgs, nn.Module):
@@ -44,13 +50,30 @@ class VisionEncoder(RecordsInitArgs, nn.Module):
         raise NotImplementedError
 
 
-def _load_pretrained(model: nn.Module, name: str, weights: str | Path | None) -> None:
-    """Load timm weights from a local file or the local Hugging Face cache, never the network."""
-    state = resolve_timm_weights(name, weights)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing:
-        raise RuntimeError(f"weights for {name} lack {len(missing)} tensors the encoder needs, e.g. {missing[:3]}")
-    del unexpected  # classifier/head tensors of the full network are not part of the feature extractor
+def _read_weights(name: str, pretrained: bool, weights: str | Path | None) -> EncoderWeights | None:
+    """The weights to load: `weights` whenever it is given, the local cache for `pretrained` alone, else None."""
+    if weights is None and not pretrained:
+        return None
+    return read_encoder_weights(name, weights)
+
+
+def _create(loading: bool, **kwargs: Any) -> nn.Module:
+    """`timm.create_model(**kwargs)`; without the random initialisation when weights will overwrite every tensor.
+
+    When loading, the model is built on the meta device and given empty CPU storage (a full-size ConvNeXt-L or
+    ViT-L spends seconds drawing random weights the file replaces). The loader checks that the file fills every
+    tensor of the state dict; a model with a non-persistent buffer (which no file holds), or one that cannot be
+    built on the meta device, is built normally.
+    """
+    if loading:
+        try:
+            with torch.device("meta"):
+                model = timm.create_model(pretrained=False, **kwargs)
+        except Exception:  # noqa: BLE001 - any architecture that needs real tensors at build time
+            model = None
+        if model is not None and {n for n, _ in model.named_buffers()} <= set(model.state_dict()):
+            return model.to_empty(device="cpu")
+    return timm.create_model(pretrained=False, **kwargs)
 
 
 class ConvNeXtCLIPEncoder(VisionEncoder):
@@ -58,8 +81,11 @@ class ConvNeXtCLIPEncoder(VisionEncoder):
 
     Args:
         model_name: timm architecture name.
-        pretrained: Load weights from `weights` or the local Hugging Face cache.
-        weights: Local file (.safetensors/.bin/.pth) with the timm state dict.
+        pretrained: Load weights from the local Hugging Face cache (`timm/<model_name>`) when `weights` is None.
+        weights: Local weight file, or a directory holding one, always loaded when given: timm's layout
+            (`model.safetensors`/`pytorch_model.bin` of `timm/<model_name>`) or OpenCLIP's
+            `open_clip_pytorch_model.bin` (e.g. `convnext_large_d_320`, the image trunk under `visual.trunk.*`).
+            The layout is told from the keys; see `rsvlm_zoo.models.blocks.encoder_weights`.
         input_size: (height, width) the model runs at; any multiple of 32 (512 default for CLIP ConvNeXt-L).
         image_level: Level whose cells become image tokens (2 = stride 16).
         mean: Normalisation mean.
@@ -79,10 +105,11 @@ class ConvNeXtCLIPEncoder(VisionEncoder):
         super().__init__()
         if input_size[0] % 32 or input_size[1] % 32:
             raise ValueError(f"ConvNeXt input_size must be multiples of 32, got {tuple(input_size)}")
-        self.model = timm.create_model(model_name, pretrained=False, features_only=True, out_indices=(0, 1, 2, 3))
-        if pretrained:
-            _load_pretrained(self.model, model_name, weights)
-        self.weights_loaded = bool(pretrained)
+        source = _read_weights(model_name, pretrained, weights)
+        self.model = _create(source is not None, model_name=model_name, features_only=True, out_indices=(0, 1, 2, 3))
+        if source is not None:
+            load_convnext_weights(self.model, source, f"ConvNeXtCLIPEncoder({model_name})")
+        self.weights_loaded = source is not None
         self.channels = list(self.model.feature_info.channels())
         self.reductions = list(self.model.feature_info.reduction())
         self.image_level = image_level
@@ -99,8 +126,12 @@ class ViTCLIPEncoder(VisionEncoder):
 
     Args:
         model_name: timm architecture name.
-        pretrained: Load weights from `weights` or the local Hugging Face cache.
-        weights: Local file with the timm state dict.
+        pretrained: Load weights from the local Hugging Face cache (`timm/<model_name>`) when `weights` is None.
+        weights: Local weight file, or a directory holding one, always loaded when given: timm's layout
+            (`timm/<model_name>`'s `model.safetensors`/`pytorch_model.bin`) or a Hugging Face `CLIPVisionModel` /
+            `CLIPModel` directory (e.g. `openai/clip-vit-large-patch14-336`, mapped onto timm's names with the
+            activation its `config.json` names). The layout is told from the keys. Position embeddings are
+            resampled to `input_size` as timm does for its own pretrained weights.
         input_size: (height, width); multiples of the patch size.
         layer: Block whose output is used (negative counts from the end; -2 = second-to-last).
         mean: Normalisation mean.
@@ -121,17 +152,19 @@ class ViTCLIPEncoder(VisionEncoder):
         model_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self.model = timm.create_model(
-            model_name,
-            pretrained=False,
+        source = _read_weights(model_name, pretrained, weights)
+        self.model = _create(
+            source is not None,
+            model_name=model_name,
             num_classes=0,
             img_size=tuple(input_size),
             dynamic_img_size=True,
-            **(model_kwargs or {}),
+            **vit_model_kwargs(source, model_kwargs or {}),
         )
-        if pretrained:
-            _load_pretrained(self.model, model_name, weights)
-        self.weights_loaded = bool(pretrained)
+        if source is not None:
+            load_vit_weights(self.model, source, f"ViTCLIPEncoder({model_name})")
+        self.weights_loaded = source is not None
+        del source  # the file's tensors are copied; free them before the model is pruned
         depth = len(self.model.blocks)
         self.block_index = layer % depth
         # Blocks after the one we read are never run: drop them (saves a block of compute at full size).
