@@ -9,7 +9,9 @@ Usage::
 
 `--model` is a path when one exists there (an exported directory or a Lightning checkpoint, loaded by
 `rsvlm_zoo.export.from_pretrained`), otherwise a registered name (`rsvlm_zoo.list_models()`), built with
-`build_model(name, pretrained=..., checkpoint=...)`. Regions are read as `rsvlm visualize` reads them: an
+`build_model(name, pretrained=...)` and then given `--checkpoint`'s weights. A model file that is no Lightning
+checkpoint (a text file, an image, a truncated archive) is refused before it is unpickled (`check_model_file`).
+Regions are read as `rsvlm visualize` reads them: an
 instance-id PNG (`--masks`: 0 is background, pixel value k marks a region; regions are numbered in increasing
 id order), the record of `--image` in a COCO instances file (`--instances`), or a JSON list of
 `[x1, y1, x2, y2]` pixel boxes (`--boxes`).
@@ -17,23 +19,32 @@ id order), the record of `--image` in a COCO instances file (`--instances`), or 
 The scene goes through one `describe()` call. Mask models get masks (boxes are filled in); box models get
 boxes (masks are reduced to their tight box) and a `--task`: `attributes` (the default, one answer per box) or
 `description` (one text about the scene using all its boxes). One line per region, `regionK: answer`, is
-printed (or the description), and `--json` writes the image, the regions and the answers.
+printed (or the description), and `--json` writes the image, the regions and the answers as strict JSON (no
+NaN or Infinity: every number in it is finite by construction, and a non-finite one is an error).
 
-Exit status: 0 on success; 1 when an input or the model cannot be used (the message names the file or
-model); 2 for bad arguments, including `--task` for a mask model and `--checkpoint`/`--pretrained` with a
-model path.
+`--boxes` are checked before any model is built: each box is four finite numbers (`NaN`/`Infinity` literals
+are refused while parsing) with x1 < x2, y1 < y2, within `rsvlm_zoo.data.validation.MARGIN` image sizes of the
+scene. `--masks` holds at most `rsvlm_zoo.visualize_cli.MAX_REGIONS` regions.
+
+Exit status: 0 on success; 1 when an input or the model cannot be used (one line on stderr, `rsvlm describe:
+error: ...`, naming the file, the record and the reason); 2 for bad arguments, including `--task` for a mask
+model and `--checkpoint`/`--pretrained` with a model path.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import pickle
 import sys
+import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from safetensors import SafetensorError
 
 from rsvlm_zoo.data.images import load_image
 from rsvlm_zoo.data.schema import DataFormatError, Region
@@ -77,12 +88,91 @@ def _looks_like_path(model: str) -> bool:
     return "/" in model or "\\" in model or model.endswith(MODEL_FILE_SUFFIXES)
 
 
+# What loaders raise on a file that is no checkpoint or export (torch.load, zip, safetensors, a config of another
+# shape); `loading_model_file` turns these into one `DescribeInputError` naming the file.
+MODEL_FILE_ERRORS: tuple[type[BaseException], ...] = (
+    pickle.UnpicklingError,
+    EOFError,
+    RuntimeError,  # includes RecursionError
+    KeyError,
+    IndexError,
+    TypeError,
+    AttributeError,
+    OverflowError,
+    zipfile.BadZipFile,
+    SafetensorError,
+)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err.args[0] if isinstance(err, KeyError) and err.args else err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0][:200]}" if text else type(err).__name__
+
+
+def _not_a_model(path: str | Path, reason: str) -> DescribeInputError:
+    return DescribeInputError(
+        f"model file {path}: cannot be loaded: it is not a Lightning checkpoint written by rsvlm_zoo nor an "
+        f"exported model directory ({reason})"
+    )
+
+
+def check_model_file(path: str | Path, allow_safetensors: bool = False) -> None:
+    """Refuse a file that cannot be a checkpoint before any loader unpickles it.
+
+    `torch.save` (and so Lightning) writes a zip archive; older PyTorch wrote a pickle (first byte 0x80). A
+    directory (an export) or a missing path is left to the loader, which names it.
+
+    Args:
+        path: The model file.
+        allow_safetensors: Also accept a `.safetensors` file (read by safetensors, which checks its own header).
+
+    Raises:
+        DescribeInputError: naming the file and its first bytes.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return
+    if allow_safetensors and path.suffix == ".safetensors":
+        return
+    try:
+        if zipfile.is_zipfile(path):
+            return
+        with path.open("rb") as f:
+            head = f.read(16)
+    except OSError as err:
+        raise DescribeInputError(f"model file {path}: cannot be read ({err.strerror or err})") from err
+    if head[:1] == b"\x80":
+        return
+    what = "an empty file" if not head else f"it starts with {head!r}, not the zip archive torch.save writes"
+    raise _not_a_model(path, what)
+
+
+@contextlib.contextmanager
+def loading_model_file(path: str | Path | None) -> Iterator[None]:
+    """Run a model load, turning what a file of another kind makes the loaders raise into `DescribeInputError`.
+
+    Errors that already explain themselves pass through: `UnknownModelError` untouched, a `ValueError` (a
+    loader's own check) with the file name put in front when its message lacks it.
+    """
+    try:
+        yield
+    except (DescribeInputError, UnknownModelError):
+        raise
+    except ValueError as err:
+        if path is None or str(path) in str(err):
+            raise
+        raise DescribeInputError(f"model file {path}: {err}") from err
+    except MODEL_FILE_ERRORS as err:
+        raise _not_a_model(path, _first_line(err)) from err
+
+
 def load_model(model: str, checkpoint: str | None = None, pretrained: bool = False) -> Any:
     """The model named by `--model`: an existing path through `from_pretrained`, else a registered name.
 
     Raises:
         DescribeUsageError: `checkpoint` or `pretrained` given with a model path.
-        DescribeInputError: a path-like `model` that does not exist, or a file that is no usable model.
+        DescribeInputError: a path-like `model` that does not exist, or a file that is no usable model (also for
+            `checkpoint`).
         UnknownModelError: a name that is not registered.
     """
     path = Path(model)
@@ -94,19 +184,21 @@ def load_model(model: str, checkpoint: str | None = None, pretrained: bool = Fal
             )
         from rsvlm_zoo.export import from_pretrained
 
-        try:
+        check_model_file(path)
+        with loading_model_file(model):
             return from_pretrained(path)
-        except (pickle.UnpicklingError, RuntimeError, EOFError) as err:  # e.g. torch.load on a file of another kind
-            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise DescribeInputError(
-                f"model file {model}: cannot be loaded ({first_line}); expected a Lightning checkpoint written by "
-                "rsvlm_zoo or an exported model directory"
-            ) from err
     if _looks_like_path(model):
         raise DescribeInputError(f"model file not found: {model} (and it is not a registered model name)")
+    from rsvlm_zoo.export import load_weights
     from rsvlm_zoo.registry import build_model
 
-    return build_model(model, pretrained=pretrained, checkpoint=checkpoint)
+    if checkpoint is not None:
+        check_model_file(checkpoint)  # before the model is built: a wrong file fails fast
+    built = build_model(model, pretrained=pretrained)
+    if checkpoint is not None:
+        with loading_model_file(checkpoint):
+            load_weights(built, checkpoint)
+    return built
 
 
 def region_kind(model: Any) -> str:
@@ -197,6 +289,8 @@ def _one_line(text: str) -> str:
 def _run(args: argparse.Namespace) -> int:
     if not args.image.is_file():
         raise DescribeInputError(f"image file not found: {args.image}")
+    if args.json is not None and args.json.is_dir():
+        raise DescribeInputError(f"--json {args.json} is a directory; give the JSON file to write")
     image = load_image(args.image)
     height, width = image.shape[:2]
     regions = [as_region(r) for r in load_regions(args, width, height)]
@@ -215,9 +309,16 @@ def _run(args: argparse.Namespace) -> int:
         for k, answer in enumerate(result, start=1):
             print(f"region{k}: {_one_line(answer)}")
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         record = describe_record(args, image, regions, result, task)
-        args.json.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        try:
+            text = json.dumps(record, indent=2, ensure_ascii=False, allow_nan=False)
+        except ValueError as err:  # boxes are validated finite, so this is a bug, reported rather than written
+            raise DescribeInputError(f"{args.json}: not written, the record holds a non-finite number ({err})") from err
+        try:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(text + "\n", encoding="utf-8")
+        except OSError as err:
+            raise DescribeInputError(f"cannot write {args.json}: {err}") from err
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
 
@@ -235,13 +336,13 @@ def describe_main(argv: list[str] | None = None) -> int:
     try:
         return _run(args)
     except DescribeUsageError as err:
-        print(f"rsvlm describe: error: {err}", file=sys.stderr)
+        print(f"rsvlm describe: error: {_one_line(str(err))}", file=sys.stderr)
         return 2
     except UnknownModelError as err:
         print(f"rsvlm describe: error: {err}", file=sys.stderr)
         return 1
-    except (DescribeInputError, VisualizeInputError, DataFormatError, FileNotFoundError, ValueError) as err:
-        print(f"rsvlm describe: error: {err}", file=sys.stderr)
+    except (DescribeInputError, VisualizeInputError, DataFormatError, ValueError, OSError, RecursionError) as err:
+        print(f"rsvlm describe: error: {_one_line(str(err)) or type(err).__name__}", file=sys.stderr)
         return 1
 
 

@@ -103,17 +103,46 @@ def export_model(model: nn.Module, out_dir: str | Path, merge: bool = False, ove
 
 
 def _read_export_config(path: Path) -> dict[str, Any]:
+    """The `config.json` of an exported directory, checked to be of the shape `export_model` writes.
+
+    Raises:
+        FileNotFoundError: when `config.json` is missing.
+        ValueError: naming the file and what is wrong: not UTF-8, not JSON, nested too deeply, not an object,
+            another format or a newer version, or a missing or mistyped key (`model`, `model.class_path`,
+            `model.init_args`, and for a merged export `model.init_args.llm.init_args`).
+    """
     cfg_file = path / CONFIG_FILE
     if not cfg_file.is_file():
         raise FileNotFoundError(f"{path} is not an exported model directory: {CONFIG_FILE} is missing")
     try:
-        cfg = json.loads(cfg_file.read_text())
+        cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{cfg_file} is not UTF-8 (byte offset {err.start}); export the model again") from err
     except json.JSONDecodeError as err:
         raise ValueError(f"{cfg_file} is not valid JSON ({err}); export the model again") from err
+    except RecursionError as err:
+        raise ValueError(f"{cfg_file} is JSON nested too deeply to read; export the model again") from err
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{cfg_file} must hold a JSON object, not a {type(cfg).__name__}; export the model again")
     if cfg.get("format") != FORMAT:
-        raise ValueError(f"{cfg_file} is not an rsvlm_zoo export (format {cfg.get('format')!r})")
-    if cfg.get("version", 0) > FORMAT_VERSION:
-        raise ValueError(f"{cfg_file} has format version {cfg['version']}; upgrade rsvlm_zoo to read it")
+        raise ValueError(f"{cfg_file} is not an rsvlm_zoo export (format {str(cfg.get('format'))[:60]!r})")
+    version = cfg.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ValueError(f"{cfg_file}: 'version' must be an integer, got {str(version)[:60]!r}")
+    if version > FORMAT_VERSION:
+        raise ValueError(f"{cfg_file} has format version {version}; upgrade rsvlm_zoo to read it")
+    model = cfg.get("model")
+    if not isinstance(model, dict):
+        found = "is missing" if model is None else f"is a {type(model).__name__}"
+        raise ValueError(f"{cfg_file}: key 'model' {found}; it must be an object with class_path and init_args")
+    if not isinstance(model.get("class_path"), str):
+        raise ValueError(f"{cfg_file}: key 'model.class_path' is missing or not a string")
+    if not isinstance(model.get("init_args"), dict):
+        raise ValueError(f"{cfg_file}: key 'model.init_args' is missing or not an object")
+    if cfg.get("merged"):
+        llm = model["init_args"].get("llm")
+        if not isinstance(llm, dict) or not isinstance(llm.get("init_args"), dict):
+            raise ValueError(f"{cfg_file}: a merged export needs key 'model.init_args.llm.init_args' (an object)")
     return cfg
 
 
@@ -219,18 +248,31 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
 
 
 def export_main(argv: list[str]) -> int:
-    """`rsvlm export --checkpoint RUN.ckpt --out DIR [--merge] [--overwrite]`."""
+    """`rsvlm export --checkpoint RUN.ckpt --out DIR [--merge] [--overwrite]`.
+
+    Returns:
+        0 when the directory was written; 1 when the checkpoint cannot be used or `--out` cannot be written (one
+        line on stderr, `rsvlm export: error: ...`, naming the file and the reason; a file that is no Lightning
+        checkpoint is refused before it is unpickled); 2 for bad arguments.
+    """
+    from rsvlm_zoo.describe_cli import check_model_file, loading_model_file
+
     parser = argparse.ArgumentParser(prog="rsvlm export", description="Write a deployable model directory.")
     parser.add_argument("--checkpoint", required=True, help="Lightning checkpoint of an rsvlm_zoo model, or an export")
     parser.add_argument("--out", required=True, help="directory to write")
     parser.add_argument("--merge", action="store_true", help="merge the LoRA adapter into the LLM")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
-    args = parser.parse_args(argv)
     try:
-        model = from_pretrained(args.checkpoint)
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse: 2 for bad arguments, 0 for --help
+        return int(exit_.code or 0)
+    try:
+        check_model_file(args.checkpoint)
+        with loading_model_file(args.checkpoint):
+            model = from_pretrained(args.checkpoint)
         out = export_model(model, args.out, merge=args.merge, overwrite=args.overwrite)
-    except (FileNotFoundError, FileExistsError, ValueError) as err:
-        print(f"rsvlm export: {err}", file=sys.stderr)
+    except (ValueError, OSError, RecursionError) as err:  # FileNotFoundError and FileExistsError are OSErrors
+        print(f"rsvlm export: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 1
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     size = sum((out / f).stat().st_size for f in files)

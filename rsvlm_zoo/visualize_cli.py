@@ -12,14 +12,22 @@ record whose file name matches `--image`), or a JSON list of `[x1, y1, x2, y2]` 
 
 Answers come from `--model` (a registered name, see `rsvlm_zoo.list_models()`; its `describe()` answers
 every region: mask models get masks, box models get boxes, converted when needed) or from `--answers`, a
-JSON list with one string (or null) per region. `--references` has the same form. Exit status: 0 on
-success, 1 when the inputs cannot be used (the reason is printed), 2 for bad arguments.
+JSON list with one string (or null) per region. `--references` has the same form.
+
+Hostile inputs are refused before they cost memory or time: JSON with `NaN`/`Infinity` literals, boxes that are
+not finite, ordered (x1 < x2, y1 < y2) and within `rsvlm_zoo.data.validation.MARGIN` image sizes of the scene,
+an instance-id PNG of another size or with more than `MAX_REGIONS` ids (checked before any mask is built), a
+checkpoint that is no checkpoint, `--scale` that is not a positive finite number, `--out` naming a directory.
+
+Exit status: 0 on success; 1 when the inputs cannot be used (one line on stderr, `rsvlm visualize: error: ...`,
+naming the file, the record and the reason); 2 for bad arguments (argparse, including `--scale`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,6 +37,13 @@ from PIL import Image
 
 from rsvlm_zoo.data.images import load_image
 from rsvlm_zoo.data.schema import DataFormatError, Region
+from rsvlm_zoo.data.validation import validate_region
+from rsvlm_zoo.registry import UnknownModelError
+
+# Most regions an instance-id PNG may hold; counted before any mask is built (one HxW bool array per region).
+MAX_REGIONS = 1024
+# Most bytes the masks of an instance-id PNG may take together (regions x height x width booleans).
+MAX_MASK_BYTES = 512 * 2**20
 
 
 class VisualizeInputError(ValueError):
@@ -48,18 +63,53 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-new-tokens", type=int, default=None, help="generation length for --model")
     parser.add_argument("--answers", type=Path, default=None, help="JSON list: one answer (or null) per region")
     parser.add_argument("--references", type=Path, default=None, help="JSON list: one reference (or null) per region")
-    parser.add_argument("--scale", type=float, default=1.0, help="multiplier for text, tag and line sizes")
+    parser.add_argument("--scale", type=positive_scale, default=1.0, help="multiplier for text, tag and line sizes")
     parser.add_argument("--out", required=True, type=Path, help="PNG figure to write")
     return parser
 
 
+MAX_SCALE = 100.0
+
+
+def positive_scale(text: str) -> float:
+    """`--scale`: a finite number in (0, MAX_SCALE] (argparse type; NaN, infinities, zero and negatives fail)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and 0 < value <= MAX_SCALE):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number greater than 0 and at most {MAX_SCALE:g}")
+    return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (strict JSON has no NaN or Infinity)")
+
+
 def _read_json(path: Path, what: str) -> Any:
+    """Strict JSON (no NaN/Infinity); every failure is a `VisualizeInputError` naming `path`."""
     if not path.is_file():
         raise VisualizeInputError(f"{what} file not found: {path}")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise VisualizeInputError(f"{path}: cannot read the {what} file ({err.strerror or err})") from err
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise VisualizeInputError(
+            f"{path}: byte {raw[err.start]:#04x} at offset {err.start} (line {line}) is not UTF-8; "
+            "re-encode the file as UTF-8"
+        ) from err
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as err:
         raise VisualizeInputError(f"{path}: not valid JSON ({err})") from err
+    except ValueError as err:  # from _refuse_constant
+        raise VisualizeInputError(f"{path}: not valid JSON ({err})") from err
+    except RecursionError as err:
+        raise VisualizeInputError(f"{path}: JSON nested too deeply to read") from err
 
 
 def read_instance_masks(path: Path, width: int, height: int) -> list[np.ndarray]:
@@ -72,31 +122,71 @@ def read_instance_masks(path: Path, width: int, height: int) -> list[np.ndarray]
         raise VisualizeInputError(f"mask file not found: {path}")
     try:
         with Image.open(path) as im:
+            bands = im.getbands()
+            if len(bands) != 1:  # checked on the header, before decoding
+                raise VisualizeInputError(
+                    f"{path}: instance-id image must have one channel (0 background, k = region k), "
+                    f"got mode {im.mode} with {len(bands)} channels"
+                )
+            if im.size != (width, height):
+                raise VisualizeInputError(
+                    f"{path}: masks are {im.size[0]}x{im.size[1]} but the image is {width}x{height}"
+                )
             ids = np.asarray(im)  # palette PNGs give their indices, 16-bit PNGs their values
-    except OSError as err:
+    except VisualizeInputError:
+        raise
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
         raise VisualizeInputError(f"{path}: cannot read the instance-id image ({err})") from err
     if ids.ndim != 2:
         raise VisualizeInputError(
             f"{path}: instance-id image must have one channel (0 background, k = region k), got shape {ids.shape}"
         )
-    if ids.shape != (height, width):
-        raise VisualizeInputError(f"{path}: masks are {ids.shape[1]}x{ids.shape[0]} but the image is {width}x{height}")
-    return [ids == k for k in np.unique(ids) if k != 0]
+    region_ids = np.unique(ids)
+    region_ids = region_ids[region_ids != 0]
+    if len(region_ids) > MAX_REGIONS:
+        raise VisualizeInputError(
+            f"{path}: holds {len(region_ids)} region ids, more than the {MAX_REGIONS} allowed; "
+            "is it an instance-id PNG (0 background, k = region k) and not a photo or a depth map?"
+        )
+    needed = len(region_ids) * width * height
+    if needed > MAX_MASK_BYTES:
+        raise VisualizeInputError(
+            f"{path}: {len(region_ids)} regions of {width}x{height} need {needed / 2**20:.0f} MiB of masks, "
+            f"more than the {MAX_MASK_BYTES / 2**20:.0f} MiB allowed; crop or tile the scene"
+        )
+    return [ids == k for k in region_ids]  # one HxW bool per region, nothing else of that size
 
 
-def read_boxes(path: Path) -> list[tuple[float, float, float, float]]:
-    """Boxes from a JSON list of `[x1, y1, x2, y2]`.
+def read_boxes(
+    path: Path, width: int | None = None, height: int | None = None
+) -> list[tuple[float, float, float, float]]:
+    """Boxes from a strict JSON list of `[x1, y1, x2, y2]`.
+
+    Args:
+        path: The boxes file.
+        width: Scene width; when given (with `height`), boxes far outside the scene are refused.
+        height: Scene height.
 
     Raises:
-        VisualizeInputError: missing file, bad JSON, or a box that is not four numbers with x2 > x1, y2 > y1.
+        VisualizeInputError: missing file, bad JSON (including NaN/Infinity), more than `MAX_REGIONS` boxes, or a
+            box that is not four finite numbers with x2 > x1, y2 > y1 within the margin of the scene
+            (`rsvlm_zoo.data.validation.validate_region`).
     """
     data = _read_json(path, "boxes")
     if not isinstance(data, list):
         raise VisualizeInputError(f"{path}: expected a JSON list of [x1, y1, x2, y2] boxes")
+    if len(data) > MAX_REGIONS:
+        raise VisualizeInputError(f"{path}: holds {len(data)} boxes, more than the {MAX_REGIONS} allowed")
     boxes = []
     for k, box in enumerate(data):
-        ok = isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)
-        if not ok or not (box[2] > box[0] and box[3] > box[1]):
+        numbers = isinstance(box, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)
+        if not numbers or len(box) != 4:
+            raise VisualizeInputError(f"{path}: box {k} is {str(box)[:80]}; boxes are [x1, y1, x2, y2] numbers")
+        try:
+            validate_region(Region(box=tuple(float(v) for v in box)), width, height)
+        except (DataFormatError, OverflowError) as err:
+            raise VisualizeInputError(f"{path}: box {k}: {err}") from err
+        if not (box[2] > box[0] and box[3] > box[1]):
             raise VisualizeInputError(f"{path}: box {k} is {box!r}; boxes are [x1, y1, x2, y2] with x2 > x1, y2 > y1")
         boxes.append(tuple(float(v) for v in box))
     return boxes  # type: ignore[return-value]
@@ -157,9 +247,13 @@ def model_answers(
     each box with `task="attributes"`); regions of the other kind are converted.
     """
     from rsvlm_zoo import build_model
-    from rsvlm_zoo.describe_cli import describe_regions
+    from rsvlm_zoo.describe_cli import check_model_file, describe_regions, loading_model_file
 
-    model = build_model(name, pretrained=pretrained, init_checkpoint=checkpoint).eval()
+    if checkpoint is not None:
+        check_model_file(checkpoint, allow_safetensors=True)
+    with loading_model_file(checkpoint or name):
+        model = build_model(name, pretrained=pretrained, init_checkpoint=checkpoint)
+    model = model.eval()
     return list(describe_regions(model, image, [as_region(r) for r in regions], prompt, max_new_tokens))
 
 
@@ -178,15 +272,26 @@ def load_regions(args: argparse.Namespace, width: int, height: int) -> list[Any]
         return read_instance_masks(args.masks, width, height)
     if args.instances is not None:
         return read_instances(args.instances, args.image)
-    return read_boxes(args.boxes)
+    return read_boxes(args.boxes, width, height)
+
+
+def _fail(message: Any) -> int:
+    text = " ".join(str(message).split()) or "unknown error"
+    print(f"rsvlm visualize: error: {text}", file=sys.stderr)
+    return 1
 
 
 def visualize_main(argv: list[str] | None = None) -> int:
     """Run `rsvlm visualize` with `argv` (default: `sys.argv[1:]`); returns the exit status."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # argparse: 2 for bad arguments, 0 for --help
+        return int(exit_.code or 0)
     if args.model and args.answers:
-        print("error: give either --model or --answers, not both", file=sys.stderr)
+        print("rsvlm visualize: error: give either --model or --answers, not both", file=sys.stderr)
         return 2
+    if args.out.is_dir():
+        return _fail(f"--out {args.out} is a directory; give the PNG file to write")
     from rsvlm_zoo.visualize import render_regions
 
     try:
@@ -202,11 +307,15 @@ def visualize_main(argv: list[str] | None = None) -> int:
                 args.model, image, regions, args.checkpoint, args.pretrained, args.prompt, args.max_new_tokens
             )
         figure = render_regions(image, regions, answers, references, scale=args.scale)
-    except (VisualizeInputError, DataFormatError, FileNotFoundError, ValueError, KeyError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    figure.save(args.out)
+    except UnknownModelError as err:
+        return _fail(err.args[0] if err.args else err)
+    except (VisualizeInputError, DataFormatError, ValueError, KeyError, OSError, RecursionError) as err:
+        return _fail(err)
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        figure.save(args.out)
+    except (OSError, ValueError) as err:  # ValueError: a suffix PIL knows no format for
+        return _fail(f"cannot write {args.out}: {err}")
     print(f"wrote {args.out} ({len(regions)} regions, {figure.width}x{figure.height})")
     return 0
 

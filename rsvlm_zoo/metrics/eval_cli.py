@@ -20,17 +20,24 @@ References (`--references`) are either a COCO caption file (`{"images": [{"id", 
 `filename`, restricted to `--split`, default `test`, "all" for every image). Only the predicted images are
 scored; a prediction whose image has no reference is an error naming its line.
 
-The table of scores is printed and the scores are written as a flat JSON object (`Bleu_1`..`Bleu_4`, `METEOR`,
-`ROUGE_L`, `CIDEr`, optional `SPICE`) to `--output` (default `metrics.json`). Exit status: 0 on success,
-1 when the inputs cannot be scored (the reason is printed), 2 for bad arguments.
+The table of scores is printed and the scores are written as a flat strict-JSON object (`Bleu_1`..`Bleu_4`,
+`METEOR`, `ROUGE_L`, `CIDEr`, optional `SPICE`) to `--output` (default `metrics.json`). A score that is undefined
+(NaN or infinite, e.g. a metric over no comparable text) is written as `null` and printed as `n/a`, never as
+the non-standard `NaN`. Both input files must be UTF-8; a byte that is not is reported with its offset.
+
+Exit status: 0 on success; 1 when the inputs cannot be scored or the output cannot be written (one line on
+stderr, `rsvlm eval: error: ...`, naming the file, the line or record and the reason); 2 for bad arguments.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from rsvlm_zoo.metrics.caption_io import (
     CaptionDataError,
@@ -40,6 +47,8 @@ from rsvlm_zoo.metrics.caption_io import (
 )
 from rsvlm_zoo.metrics.java import JavaNotFoundError
 from rsvlm_zoo.metrics.spice_scorer import SPICE_ENV, SpiceModelsNotFoundError
+
+T = TypeVar("T")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,23 +69,79 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def format_table(scores: dict[str, float], num_images: int) -> str:
-    """A two-column text table of the scores."""
+def format_table(scores: dict[str, float | None], num_images: int) -> str:
+    """A two-column text table of the scores (`n/a` for an undefined one)."""
     width = max(len(k) for k in [*scores, "metric"])
     lines = [f"{'metric':<{width}}  score", f"{'-' * width}  {'-' * 6}"]
-    lines += [f"{k:<{width}}  {v:.4f}" for k, v in scores.items()]
+    lines += [f"{k:<{width}}  {'n/a' if v is None else f'{v:.4f}'}" for k, v in scores.items()]
     lines.append(f"({num_images} images)")
     return "\n".join(lines)
 
 
+def finite_or_none(value: Any) -> float | None:
+    """A score as a float, or None when it is undefined (NaN or infinite), so the JSON stays strict."""
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def not_utf8_message(path: Path, err: UnicodeDecodeError) -> str:
+    """`path`: which byte is not UTF-8, at which offset, line and column."""
+    raw = err.object if isinstance(err.object, (bytes, bytearray)) else b""
+    line = raw.count(b"\n", 0, err.start) + 1
+    column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+    byte = f"byte {raw[err.start]:#04x}" if err.start < len(raw) else "a byte"
+    return (
+        f"{path}: {byte} at offset {err.start} (line {line}, column {column}) is not UTF-8; "
+        "re-encode the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)"
+    )
+
+
+def _read(path: Path, what: str, read: Callable[[], T]) -> T:
+    """`read()` with every way a hostile file can make it fail turned into a `CaptionDataError` naming `path`."""
+    try:
+        return read()
+    except CaptionDataError:
+        raise
+    except UnicodeDecodeError as err:
+        raise CaptionDataError(not_utf8_message(path, err)) from err
+    except RecursionError as err:
+        raise CaptionDataError(f"{path}: JSON nested too deeply to read") from err
+    except (OSError, ValueError) as err:
+        raise CaptionDataError(f"cannot read {what} {path}: {err}") from err
+    except (KeyError, TypeError, AttributeError, IndexError) as err:
+        detail = f"{type(err).__name__}: {err}"
+        raise CaptionDataError(f"{path}: not a usable {what} file, a record is of another shape ({detail})") from err
+
+
+def _check_reference_texts(path: Path, predictions: list[tuple[int, Any, str]], target: list[list[Any]]) -> None:
+    """Every predicted image has at least one reference, and all of them are strings."""
+    for (_, image_id, _), texts in zip(predictions, target, strict=True):
+        bad = next((t for t in texts if not isinstance(t, str)), None)
+        if bad is not None or not texts:
+            found = f"{type(bad).__name__} {str(bad)[:40]!r}" if texts else "none"
+            raise CaptionDataError(f"{path}: image {image_id!r}: reference captions must be strings, found {found}")
+
+
 def eval_main(argv: list[str] | None = None) -> int:
     """Run `rsvlm eval` with `argv` (default: `sys.argv[1:]`); returns the exit status."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # argparse: 2 for bad arguments, 0 for --help
+        return int(exit_.code or 0)
+    if args.output.is_dir():
+        print(f"rsvlm eval: error: --output {args.output} is a directory; give the JSON file to write", file=sys.stderr)
+        return 1
     from rsvlm_zoo.metrics.caption import CaptionMetrics
 
     try:
-        refs = load_references(args.references, split=args.split)
-        preds, target = match_predictions(load_predictions(args.predictions), refs, args.predictions, args.split)
+        refs = _read(args.references, "references", lambda: load_references(args.references, split=args.split))
+        predictions = _read(args.predictions, "predictions", lambda: load_predictions(args.predictions))
+        preds, target = _read(
+            args.predictions,
+            "predictions",
+            lambda: match_predictions(predictions, refs, args.predictions, args.split),
+        )
+        _check_reference_texts(args.references, predictions, target)
         metric = CaptionMetrics(
             meteor=not args.no_meteor,
             spice=args.spice,
@@ -85,15 +150,19 @@ def eval_main(argv: list[str] | None = None) -> int:
         )
         try:
             metric.update(preds, target)
-            scores = {k: float(v) for k, v in metric.compute().items()}
+            scores = {k: finite_or_none(v) for k, v in metric.compute().items()}
         finally:
             metric.close()
     except (CaptionDataError, JavaNotFoundError, SpiceModelsNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"rsvlm eval: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     print(format_table(scores, len(preds)))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
+    try:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(scores, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    except OSError as err:
+        print(f"rsvlm eval: error: cannot write {args.output}: {err}", file=sys.stderr)
+        return 1
     print(f"wrote {args.output}")
     return 0
 
