@@ -17,10 +17,12 @@ from rsvlm_zoo.data.images import TIFF_SUFFIXES, ImageReadError, check_tiff, ima
 from rsvlm_zoo.data.readers import READERS, read_annotations
 from rsvlm_zoo.data.readers._common import known_size
 from rsvlm_zoo.data.schema import DataFormatError, Region, Sample
+from rsvlm_zoo.data.validation import validate_region
 
 # Problem kinds in table order; the value says whether the kind fails the check (True) or only warns.
 PROBLEMS = {
     "bad records (skipped)": True,
+    "invalid geometry": True,
     "missing images": True,
     "unreadable images": True,
     "image size differs from annotation": True,
@@ -179,6 +181,11 @@ def _check_sample(report: CheckReport, sample: Sample, size: tuple[int, int] | N
     if size is not None:
         width, height = size
         for k, region in enumerate(sample.regions):
+            try:
+                validate_region(region, width, height)  # the rule the training path applies
+            except DataFormatError as err:
+                report.add("invalid geometry", f"{where} region {k}: {err}")
+                continue
             for kind in (
                 _mask_problem(region, width, height),
                 region.box and _box_problem(region.box, width, height),
