@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib import resources
 
-from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers
+from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
 IMAGE_TOKEN = "<image>"
@@ -37,6 +37,9 @@ def _build_tokenizer_object() -> Tokenizer:
     tok.decoder = decoders.WordPiece(prefix="##", cleanup=True)
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in (IMAGE_TOKEN, *REGION_TOKENS)])
+    bos = SPECIAL_TOKENS["bos_token"]
+    # Like Llama's tokenizers, text is encoded with a leading beginning-of-sequence token.
+    tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A", special_tokens=[(bos, vocab[bos])])
     return tok
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -32,6 +34,7 @@ class InputSpec:
         region_kind: "mask" (regions as masks) or "box" (regions as boxes).
         regions_in_image: `<image>` also carries every region (MGIMM: [global ; 2 per box]); otherwise
             regions are referenced in the text by `<mask><pos>` (Aquila-plus).
+        template: The model family's conversation template (see `rsvlm_zoo.data.templates`).
     """
 
     tokenizer: PreTrainedTokenizerBase
@@ -41,6 +44,7 @@ class InputSpec:
     num_image_tokens: int
     region_kind: str = "mask"
     regions_in_image: bool = False
+    template: str = "vicuna_v1"
 
 
 class SkipSample(Exception):
@@ -52,7 +56,7 @@ class RegionProcessor:
 
     Args:
         spec: The model's input spec.
-        template: Conversation template name.
+        template: Conversation template name; None takes the model family's (`spec.template`).
         max_length: Longest token sequence; whole trailing turns are dropped to fit, never a placeholder cut.
         image_policy: "squash" resizes to the input size (Osprey); "pad" pads to square first; "tile" takes
             tiles of at most `tile_size` scene pixels (from `TiledSource`), scales every tile by the same
@@ -63,7 +67,7 @@ class RegionProcessor:
     def __init__(
         self,
         spec: InputSpec,
-        template: str = "vicuna_v1",
+        template: str | None = None,
         max_length: int = 2048,
         image_policy: ImagePolicy = "squash",
         tile_size: tuple[int, int] | None = None,
@@ -71,7 +75,7 @@ class RegionProcessor:
         if image_policy not in IMAGE_POLICIES:
             raise ValueError(f"image_policy must be one of {IMAGE_POLICIES}, got {image_policy!r}")
         self.spec = spec
-        self.template = get_template(template)
+        self.template = get_template(template or spec.template)
         self.max_length = max_length
         self.image_policy = image_policy
         self.tile_size = tuple(tile_size) if tile_size is not None else tuple(spec.input_size)
@@ -127,43 +131,87 @@ class RegionProcessor:
         return b
 
     # ---------------------------------------------------------------- text
+    def encode_prompt(self, text: str, num_regions: int) -> tuple[list[int], list[int], list[bool]]:
+        """Token ids of a whole prompt, per token the index of the character it ends at, and which were inserted.
+
+        As upstream's `tokenizer_image_token`: the prompt is split only at `<image>`, each piece is tokenised
+        with the tokenizer's own special tokens, the beginning-of-sequence token is kept once (when the
+        tokenizer adds one) and each `<image>` becomes the image tokens (plus 2 per region for
+        `regions_in_image` models).
+
+        Raises:
+            ValueError: for a tokenizer without character offsets (a slow, Python tokenizer).
+        """
+        tok = self.spec.tokenizer
+        if not getattr(tok, "is_fast", False):
+            raise ValueError(
+                f"{type(tok).__name__} is a slow tokenizer; load the fast one (AutoTokenizer's default, which needs "
+                "the tokenizers package, and sentencepiece + protobuf to convert a tokenizer.model)"
+            )
+        expansion = [self.image_id] * self.spec.num_image_tokens
+        if self.spec.regions_in_image:
+            expansion += [self.mask_id, self.pos_id] * num_regions
+        pieces = text.split(IMAGE_TOKEN)
+        encoded = tok(pieces, return_offsets_mapping=True)  # one call per sample
+        bos = tok.bos_token_id
+        first = encoded.input_ids[0]
+        skip = 1 if first and bos is not None and first[0] == bos else 0
+        ids: list[int] = first[:skip]
+        ends: list[int] = [0] * skip
+        start = 0
+        for k, piece in enumerate(pieces):
+            if k:
+                ids += expansion
+                ends += [start - 1] * len(expansion)  # the last character of the `<image>` they replace
+            for token, (a, b) in zip(encoded.input_ids[k][skip:], encoded.offset_mapping[k][skip:], strict=True):
+                ids.append(token)
+                ends.append(start + (b - 1 if b > a else a))
+            start += len(piece) + len(IMAGE_TOKEN)
+        inserted = [False] * len(ids)
+        if expansion:
+            n, cursor = len(expansion), skip
+            for k in range(1, len(pieces)):  # mark each expansion: it follows piece k-1's tokens
+                cursor += len(encoded.input_ids[k - 1]) - skip
+                inserted[cursor : cursor + n] = [True] * n
+                cursor += n
+        return ids, ends, inserted
+
     def tokenize(self, sample: Sample, num_regions: int, generation: bool = False) -> tuple[list[int], list[int]]:
-        """Template + tokenise + expand `<image>`; returns (input_ids, labels) truncated by whole turns.
+        """Template + tokenise the whole prompt + expand `<image>`; returns (input_ids, labels).
+
+        Labels supervise the answers (with their end-of-sequence token) and ignore everything else. A token
+        belongs to the template segment holding its last character, so an answer's first token carries the
+        space before it, as in upstream's token streams. Too long a conversation is cut after its last whole
+        exchange that fits `max_length`.
 
         Raises:
             SkipSample: when not even the first exchange fits `max_length`.
         """
         tok = self.spec.tokenizer
         segments = self.template.render(list(sample.conversation), tok.eos_token, add_generation_prompt=generation)
-        image_expansion = [self.image_id] * self.spec.num_image_tokens
-        if self.spec.regions_in_image:
-            image_expansion += [self.mask_id, self.pos_id] * num_regions
-        ids: list[int] = [tok.bos_token_id] if tok.bos_token_id is not None else []
-        labels: list[int] = [IGNORE_INDEX] * len(ids)
-        kept_answer = False
-        split = [seg.text.split(IMAGE_TOKEN) for seg in segments]
-        texts = [part for parts in split for part in parts if part]
-        encoded = iter(tok(texts, add_special_tokens=False).input_ids if texts else [])  # one call per sample
-        for seg, parts in zip(segments, split, strict=True):
-            seg_ids: list[int] = []
-            for k, part in enumerate(parts):
-                if k:
-                    seg_ids += image_expansion
-                if part:
-                    seg_ids += next(encoded)
-            if len(ids) + len(seg_ids) > self.max_length:
-                break
-            ids += seg_ids
-            labels += seg_ids if seg.supervised else [IGNORE_INDEX] * len(seg_ids)
-            kept_answer |= seg.supervised
-        else:
+        text = "".join(seg.text for seg in segments)
+        ids, ends, inserted = self.encode_prompt(text, num_regions)
+        seg_ends = list(itertools.accumulate(len(seg.text) for seg in segments))
+        owner = [min(bisect.bisect_right(seg_ends, e), len(segments) - 1) for e in ends]
+        labels = [
+            t if segments[o].supervised and not ins else IGNORE_INDEX
+            for t, o, ins in zip(ids, owner, inserted, strict=True)
+        ]
+        if len(ids) <= self.max_length:
             return ids, labels
-        # Truncated: drop a dangling question so the sequence ends after a whole answer.
+        # Truncated: keep whole segments that fit, then drop a dangling question.
+        cut = 0
+        for k in range(len(segments)):
+            last = bisect.bisect_right(owner, k)  # owners never decrease
+            if last > self.max_length:
+                break
+            cut = last
+        ids, labels = ids[:cut], labels[:cut]
         if not generation:
             while labels and labels[-1] == IGNORE_INDEX:
                 ids.pop()
                 labels.pop()
-        if generation or not kept_answer:
+        if generation or not any(label != IGNORE_INDEX for label in labels):
             raise SkipSample(
                 f"{sample.where()}: its first exchange needs more than max_length={self.max_length} tokens"
             )

@@ -6,7 +6,13 @@ from dataclasses import dataclass
 
 from rsvlm_zoo.data.schema import DataFormatError, Turn
 
+# LLaVA-1.5's `conv_vicuna_v1`, the template Osprey's and LLaVA-1.5's training scripts use (`--version v1`).
 VICUNA_SYSTEM = (
+    "A chat between a curious user and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the user's questions."
+)
+# Osprey's own `conv_osprey_v1` (its demo and evaluation prompts; LLaVA's `conv_llava_v1` has the same text).
+OSPREY_SYSTEM = (
     "A chat between a curious human and an artificial intelligence assistant. "
     "The assistant gives helpful, detailed, and polite answers to the human's questions."
 )
@@ -22,20 +28,26 @@ class Segment:
 
 @dataclass(frozen=True)
 class ConversationTemplate:
-    """How turns are written around the answers.
+    """How turns are written around the answers; the segments concatenate to the whole prompt.
+
+    For `vicuna_v1` the result is exactly LLaVA's `SeparatorStyle.TWO` prompt:
+    `SYSTEM + " " + "USER: " + q1 + " " + "ASSISTANT: " + a1 + "</s>" + "USER: " + q2 ...`, and a generation
+    prompt ends with `"ASSISTANT:"` (no trailing space), as LLaVA's `get_prompt()` writes it.
 
     Attributes:
         name: Template name.
-        system: Text before the first turn.
+        system: Text before the first turn (with its separator).
         user_prefix: Written before each human turn.
-        assistant_prefix: Written after each human turn, before the answer.
-        answer_suffix: Written after each answer (end of sequence).
+        assistant_prefix: Written after each human turn (ends the prompt when generating).
+        answer_prefix: Written before each answer (part of the supervised segment).
+        answer_suffix: Written after each answer; `{eos}` is the tokenizer's end-of-sequence token.
     """
 
     name: str
     system: str
     user_prefix: str
     assistant_prefix: str
+    answer_prefix: str
     answer_suffix: str
 
     def render(self, turns: list[Turn], eos: str, add_generation_prompt: bool = False) -> list[Segment]:
@@ -63,16 +75,22 @@ class ConversationTemplate:
         for i in range(0, len(turns), 2):
             segments.append(Segment(self.user_prefix + turns[i].text + self.assistant_prefix, False))
             if i + 1 < len(turns):
-                segments.append(Segment(turns[i + 1].text + self.answer_suffix.replace("{eos}", eos), True))
+                answer = self.answer_prefix + turns[i + 1].text + self.answer_suffix.replace("{eos}", eos)
+                segments.append(Segment(answer, True))
         return segments
+
+    def prompt(self, turns: list[Turn], eos: str, add_generation_prompt: bool = False) -> str:
+        """The whole prompt as one string (what upstream's `get_prompt()` returns)."""
+        return "".join(s.text for s in self.render(turns, eos, add_generation_prompt))
 
 
 TEMPLATES: dict[str, ConversationTemplate] = {
-    "vicuna_v1": ConversationTemplate("vicuna_v1", VICUNA_SYSTEM, " USER: ", " ASSISTANT: ", "{eos}"),
+    "vicuna_v1": ConversationTemplate("vicuna_v1", VICUNA_SYSTEM + " ", "USER: ", " ASSISTANT:", " ", "{eos}"),
+    "osprey_v1": ConversationTemplate("osprey_v1", OSPREY_SYSTEM + " ", "USER: ", " ASSISTANT:", " ", "{eos}"),
     "llama_2": ConversationTemplate(
-        "llama_2", f"[INST] <<SYS>>\n{VICUNA_SYSTEM}\n<</SYS>>\n\n", "", " [/INST] ", " {eos}[INST] "
+        "llama_2", f"[INST] <<SYS>>\n{OSPREY_SYSTEM}\n<</SYS>>\n\n", "", " [/INST]", " ", " {eos}[INST] "
     ),
-    "plain": ConversationTemplate("plain", "", "", "", "{eos}"),
+    "plain": ConversationTemplate("plain", "", "", "", "", "{eos}"),
 }
 
 

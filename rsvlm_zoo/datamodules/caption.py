@@ -131,7 +131,8 @@ class CaptionDataModule(RegionDataModule):
         batch_size: Training batch size.
         eval_batch_size: Evaluation batch size (default: `batch_size`).
         num_workers: DataLoader workers.
-        template: Conversation template (`vicuna_v1`, `llama_2`, `plain`).
+        template: Conversation template (`vicuna_v1`, `osprey_v1`, `llama_2`, `plain`); None (default) takes the
+            model family's template.
         max_length: Longest token sequence.
         image_policy: `squash` or `pad` (`tile` is for region data: a caption describes the whole image).
         on_bad_sample: `error` or `skip` (skips are counted in `batch["skipped"]` and logged).
@@ -150,7 +151,7 @@ class CaptionDataModule(RegionDataModule):
         batch_size: int = 8,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
-        template: str = "vicuna_v1",
+        template: str | None = None,
         max_length: int = 2048,
         image_policy: str = "squash",
         on_bad_sample: str = "error",

@@ -141,7 +141,8 @@ class RegionDataModule(L.LightningDataModule):
         batch_size: Training batch size.
         eval_batch_size: Evaluation batch size (default: `batch_size`).
         num_workers: DataLoader workers.
-        template: Conversation template (`vicuna_v1`, `llama_2`, `plain`).
+        template: Conversation template (`vicuna_v1`, `osprey_v1`, `llama_2`, `plain`); None (default) takes the
+            model family's template.
         max_length: Longest token sequence.
         image_policy: `squash` (resize to the input), `pad` (pad to square, then resize) or `tile` (cut each
             scene into tiles of `tile_size` scene pixels with `TiledSource`, each tile one sample, scaled by
@@ -168,7 +169,7 @@ class RegionDataModule(L.LightningDataModule):
         batch_size: int = 8,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
-        template: str = "vicuna_v1",
+        template: str | None = None,
         max_length: int = 2048,
         image_policy: str = "squash",
         on_bad_sample: str = "error",

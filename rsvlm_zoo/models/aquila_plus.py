@@ -60,6 +60,7 @@ class AquilaPlus(RegionVLM):
         3: ("extractor", "projector", "llm"),
     }
     project_regions: ClassVar[bool] = False
+    TEMPLATE: ClassVar[str] = "osprey_v1"  # Osprey's conversation template (its system text)
 
     @torch.no_grad()
     def describe(

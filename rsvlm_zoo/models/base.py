@@ -12,7 +12,8 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
-from rsvlm_zoo.data.processor import InputSpec
+from rsvlm_zoo.data.processor import InputSpec, RegionProcessor
+from rsvlm_zoo.data.templates import get_template
 from rsvlm_zoo.models.answer_metrics import build_answer_metrics
 from rsvlm_zoo.models.blocks.config import register_own_class
 from rsvlm_zoo.models.blocks.encoders import VisionEncoder
@@ -94,10 +95,12 @@ class RegionVLM(L.LightningModule):
             initialise this model before LoRA is attached; loaded with `weights_only=True`.
         max_new_tokens: Generation length in validation/test.
         eval_metrics: Metrics of generated answers in validation/test (`exact_match`, `cider`).
+        template: Conversation template the data is written in; None: the family's (`TEMPLATE`).
     """
 
     STAGES: ClassVar[dict[int, tuple[str, ...]]] = {}
     project_regions: ClassVar[bool] = False
+    TEMPLATE: ClassVar[str] = "vicuna_v1"  # the family's conversation template (rsvlm_zoo.data.templates)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -122,6 +125,7 @@ class RegionVLM(L.LightningModule):
         init_checkpoint: str | None = None,
         max_new_tokens: int = 32,
         eval_metrics: tuple[str, ...] = ("exact_match",),
+        template: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["encoder", "extractor", "projector", "llm"])
@@ -131,6 +135,7 @@ class RegionVLM(L.LightningModule):
         self.projector = projector or MLPProjector(encoder.image_dim, llm.hidden_size)
         self._check_widths()
         self.stage = stage
+        self.template = get_template(template or self.TEMPLATE).name
         self.train_encoder = train_encoder
         self.encoder_dtype = _frozen_encoder_dtype(encoder_dtype, train_encoder)
         tok = llm.tokenizer
@@ -214,7 +219,17 @@ class RegionVLM(L.LightningModule):
             num_image_tokens=self.encoder.num_image_tokens,
             region_kind=self.extractor.needs,
             regions_in_image=self.project_regions,
+            template=self.template,
         )
+
+    @property
+    def processor(self) -> RegionProcessor:
+        """The processor that turns one `Sample` and its decoded image into this model's inputs.
+
+        `model.processor(sample, image)` returns `input_ids`, `labels`, `pixel_values` and the region tensors,
+        exactly as training builds them (the family's template, the whole prompt tokenised as upstream does).
+        """
+        return RegionProcessor(self.input_spec())
 
     # ------------------------------------------------------------------ forward
     def encode(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:

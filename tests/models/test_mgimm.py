@@ -59,7 +59,7 @@ def test_stage_freezing(stage, trained):
 
 def test_stage2_defaults_lora_and_paper_learning_rates():
     with torch.device("meta"):
-        model = build_model("mgimm_7b")
+        model = build_model("mgimm_7b", llm={"tokenizer": "builtin"})  # no local Vicuna tokenizer here
     assert model.stage == 2 and model.lora.r == 16 and model.lora.alpha == 256
     assert model.hparams.lora["r"] == 16  # plain data in the checkpoint
     assert model.hparams.block_lr["projector"] == 2e-6 and model.hparams.block_lr["llm"] == 2e-5

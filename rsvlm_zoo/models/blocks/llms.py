@@ -108,18 +108,29 @@ class HFCausalLM(RecordsInitArgs, nn.Module):
 
     @staticmethod
     def _load_tokenizer(name_or_path: str | None, tokenizer: str | None) -> PreTrainedTokenizerBase:
+        """The tokenizer named by `tokenizer` (or `name_or_path`); never a silent stand-in for a named one.
+
+        Raises:
+            MissingWeightsError: when the named directory or cache entry does not exist.
+            ValueError: when it exists but holds no tokenizer that can be loaded.
+        """
         if tokenizer == "builtin":
             return build_tiny_tokenizer()
         source = tokenizer or name_or_path
         if source is None:
             return build_tiny_tokenizer()
+        directory = resolve_hf_model_dir(source)
         try:
-            tok = AutoTokenizer.from_pretrained(str(resolve_hf_model_dir(source)), local_files_only=True)
-        except FileNotFoundError:
-            if tokenizer is not None:
-                raise
-            log.warning("no local tokenizer for %s; using the built-in offline tokenizer", source)
-            return build_tiny_tokenizer()
+            tok = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+        except (OSError, ValueError, ImportError) as err:
+            raise ValueError(
+                f"no tokenizer could be loaded from {directory} ({type(err).__name__}: {str(err)[:300]}); it needs "
+                "tokenizer.json, or tokenizer.model with tokenizer_config.json (Llama/Vicuna: converted with the "
+                "sentencepiece and protobuf packages). Fix: point llm.tokenizer at a tokenizer directory, or pass "
+                "tokenizer: builtin for the tiny word-level vocabulary"
+            ) from err
+        if isinstance(tok, bool) or tok is None:
+            raise ValueError(f"{directory} holds no tokenizer; point llm.tokenizer at one")
         extra = [t for t in (IMAGE_TOKEN, *REGION_TOKENS) if t not in tok.get_vocab()]
         if extra:
             tok.add_special_tokens({"additional_special_tokens": extra})
