@@ -48,7 +48,10 @@ def hostile_configs(marker):
         "encoder os.system": ("model.init_args.encoder.class_path", "os.system"),
         "llm subprocess": ("model.init_args.llm.class_path", "subprocess.getoutput"),
         "projector builtins.exec": ("model.init_args.projector.class_path", "builtins.exec"),
-        "dotted into a zoo module": ("model.init_args.extractor.class_path", "rsvlm_zoo.models.blocks.config.os.system"),
+        "dotted into a zoo module": (
+            "model.init_args.extractor.class_path",
+            "rsvlm_zoo.models.blocks.config.os.system",
+        ),
     }
 
 

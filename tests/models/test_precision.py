@@ -111,5 +111,5 @@ def test_kbit_preparation_keeps_non_reentrant_checkpointing():
     base = model.llm.model.get_base_model()
     assert base.is_gradient_checkpointing
     layer = base.model.layers[0]
-    kwargs = getattr(layer, "_gradient_checkpointing_func").keywords
+    kwargs = layer._gradient_checkpointing_func.keywords
     assert kwargs.get("use_reentrant") is False
