@@ -11,6 +11,7 @@ Each line holds `sample_id`, `eval_set`, `prompt`, `answer` and `references`: wh
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,21 @@ def markdown_table(results: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def strict_json(value: Any, **kwargs: Any) -> str:
+    """`json.dumps` that writes strict JSON: a NaN or infinite number (an undefined score) becomes null."""
+
+    def finite(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: finite(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [finite(x) for x in v]
+        return v
+
+    return json.dumps(finite(value), allow_nan=False, **kwargs)
+
+
 def write_evaluation(
     out_dir: Path, records: dict[str, list[dict[str, Any]]], results: dict[str, dict[str, float]]
 ) -> list[Path]:
@@ -52,9 +68,9 @@ def write_evaluation(
     written = []
     for name, rows in records.items():
         path = out_dir / f"predictions_{name}.jsonl"
-        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        path.write_text("".join(strict_json(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
         written.append(path)
-    (out_dir / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out_dir / "metrics.json").write_text(strict_json(results, indent=2) + "\n")
     (out_dir / "metrics.md").write_text(markdown_table(results))
     return [*written, out_dir / "metrics.json", out_dir / "metrics.md"]
 
@@ -127,7 +143,7 @@ class PredictionWriter(BasePredictionWriter):
         assert self.path is not None
         with self.path.open("a", encoding="utf-8") as f:
             for record in prediction or []:
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+                f.write(strict_json(record, ensure_ascii=False) + "\n")
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Say where the predictions went."""

@@ -100,7 +100,11 @@ def export_model(model: nn.Module, out_dir: str | Path, merge: bool = False, ove
     elif lora:
         model.llm.model.save_pretrained(out / ADAPTER_DIR, save_embedding_layers=False)
     meta = {"format": FORMAT, "version": FORMAT_VERSION, "adapter": lora and not merge, "merged": merge}
-    (out / CONFIG_FILE).write_text(json.dumps({**meta, "model": config}, indent=2))
+    try:
+        text = json.dumps({**meta, "model": config}, indent=2, allow_nan=False)  # strict JSON
+    except ValueError as err:
+        raise ValueError(f"the model config holds a NaN or infinite number ({err}); fix the hyperparameter") from err
+    (out / CONFIG_FILE).write_text(text)
     return out
 
 

@@ -351,3 +351,20 @@ def test_programming_errors_still_stop_the_run(error):
     bad = scene("bad", Exploding(error))
     with pytest.raises(type(error)):
         next(iter(module([good(), bad], "skip").train_dataloader()))
+
+
+# ------------------------------------------------------------------ outputs are strict JSON
+
+
+def test_evaluation_files_are_strict_json_even_for_undefined_scores(tmp_path):
+    from rsvlm_zoo.evaluation import write_evaluation
+
+    def refuse(constant):
+        raise ValueError(f"non-strict JSON constant {constant}")
+
+    records = {"regions": [{"sample_id": "a", "answer": "x", "score": float("nan")}]}
+    write_evaluation(tmp_path, records, {"regions": {"cider": float("nan"), "meteor": 0.25}})
+    metrics = json.loads((tmp_path / "metrics.json").read_text(), parse_constant=refuse)
+    assert metrics == {"regions": {"cider": None, "meteor": 0.25}}
+    line = (tmp_path / "predictions_regions.jsonl").read_text().splitlines()[0]
+    assert json.loads(line, parse_constant=refuse)["score"] is None
