@@ -138,7 +138,12 @@ def _merge(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any
 def mgimm_7b(pretrained: bool = False, **overrides: Any) -> MGIMM:
     """MGIMM at full size: CLIP ViT-L/14-336 (second-to-last block), Vicuna-7B v1.5; stage 2 with LoRA."""
     defaults = {
-        "encoder": {"model_name": "vit_large_patch14_clip_336.openai", "input_size": (336, 336)},
+        # OpenAI's CLIP was trained with QuickGELU (timm's own model of these weights runs GELU).
+        "encoder": {
+            "model_name": "vit_large_patch14_clip_336.openai",
+            "input_size": (336, 336),
+            "model_kwargs": {"act_layer": "quick_gelu"},
+        },
         "extractor": {"depth": 2, "num_heads": 8, "mlp_dim": 2048, "attention_downsample_rate": 2},
         "llm": {"name_or_path": "lmsys/vicuna-7b-v1.5", "config": VICUNA_7B_CONFIG, "torch_dtype": "bfloat16"},
         "stage": 2,
