@@ -14,19 +14,8 @@ from PIL import Image
 from rsvlm_zoo.data.processor import InputSpec
 from rsvlm_zoo.data.schema import DataFormatError, Region, Sample, Turn
 from rsvlm_zoo.datamodules import RegionDataModule
-from rsvlm_zoo.datamodules.sources import SampleSource
 from rsvlm_zoo.tokenizer import build_tiny_tokenizer
-
-
-class ListSource(SampleSource):
-    def __init__(self, samples):
-        self.samples = samples
-
-    def __len__(self):
-        return len(self.samples)
-
-    def __getitem__(self, idx):
-        return self.samples[idx]
+from tests.sources import ListSource
 
 
 def good_mask() -> np.ndarray:

@@ -24,12 +24,12 @@ from rsvlm_zoo.data.readers._common import load_json
 from rsvlm_zoo.data.schema import DataFormatError, Region, Sample, Turn
 from rsvlm_zoo.data.tiling import mask_patch
 from rsvlm_zoo.datamodules import RegionDataModule
-from rsvlm_zoo.datamodules.sources import SampleSource
 from rsvlm_zoo.export import export_model
 from rsvlm_zoo.models.blocks.config import UntrustedConfigError
 from rsvlm_zoo.models.blocks.projectors import MLPProjector
 from rsvlm_zoo.models.model_config import CHECKPOINT_CONFIG_KEY, build_from_config, model_config
 from rsvlm_zoo.tokenizer import build_tiny_tokenizer
+from tests.sources import ListSource
 
 # ------------------------------------------------------------------ model files are data, never programs
 
@@ -293,17 +293,6 @@ def test_deeply_nested_or_oversized_json_is_a_clear_error(tmp_path, monkeypatch)
 
 
 # ------------------------------------------------------------------ on_bad_sample: skip skips every bad sample
-
-
-class ListSource(SampleSource):
-    def __init__(self, samples):
-        self.samples = samples
-
-    def __len__(self):
-        return len(self.samples)
-
-    def __getitem__(self, idx):
-        return self.samples[idx]
 
 
 def scene(sid, region):

@@ -31,6 +31,13 @@ VICUNA_7B_CONFIG: dict[str, Any] = {
     "vocab_size": 32000,
     "rms_norm_eps": 1e-5,
 }
+# The tiny random ConvNeXt of the CPU members (aquila_plus_tiny, aquila_plus_smol).
+TINY_CONVNEXT: dict[str, Any] = {
+    "model_name": "test_convnext",
+    "input_size": (128, 128),
+    "mean": (0.5, 0.5, 0.5),
+    "std": (0.25, 0.25, 0.25),
+}
 TINY_LLAMA_CONFIG: dict[str, Any] = {
     "model_type": "llama",
     "hidden_size": 128,
@@ -157,12 +164,7 @@ def aquila_plus_7b(pretrained: bool = False, **overrides: Any) -> AquilaPlus:
 def aquila_plus_tiny(pretrained: bool = False, **overrides: Any) -> AquilaPlus:
     """A tiny random Aquila-plus for CPU tests and the embedded demo (seconds to build)."""
     defaults = {
-        "encoder": {
-            "model_name": "test_convnext",
-            "input_size": (128, 128),
-            "mean": (0.5, 0.5, 0.5),
-            "std": (0.25, 0.25, 0.25),
-        },
+        "encoder": TINY_CONVNEXT,
         "extractor": {"hidden_dim": 128, "pos_size": 32, "pos_hidden": 128, "pool_pixels": True},
         "llm": {"config": TINY_LLAMA_CONFIG, "tokenizer": "builtin"},
         "stage": 3,
@@ -183,12 +185,7 @@ def aquila_plus_smol(pretrained: bool = True, **overrides: Any) -> AquilaPlus:
     if not pretrained:
         raise ValueError("aquila_plus_smol is defined by SmolLM2's pretrained weights; build it with pretrained=True")
     defaults = {
-        "encoder": {
-            "model_name": "test_convnext",
-            "input_size": (128, 128),
-            "mean": (0.5, 0.5, 0.5),
-            "std": (0.25, 0.25, 0.25),
-        },
+        "encoder": TINY_CONVNEXT,
         "extractor": {"hidden_dim": 128, "pos_size": 32, "pos_hidden": 128},
         "llm": {**SMOLLM2, "pretrained": True},
         "stage": 3,

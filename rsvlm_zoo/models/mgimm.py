@@ -134,6 +134,15 @@ def _merge(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any
     return out
 
 
+# The tiny random ViT of the CPU members (mgimm_tiny, mgimm_smol).
+TINY_VIT: dict[str, Any] = {
+    "model_name": "test_vit",
+    "input_size": (128, 128),
+    "mean": (0.5, 0.5, 0.5),
+    "std": (0.25, 0.25, 0.25),
+}
+
+
 @register_model
 def mgimm_7b(pretrained: bool = False, **overrides: Any) -> MGIMM:
     """MGIMM at full size: CLIP ViT-L/14-336 (second-to-last block), Vicuna-7B v1.5; stage 2 with LoRA."""
@@ -160,12 +169,7 @@ def mgimm_tiny(pretrained: bool = False, **overrides: Any) -> MGIMM:
     if pretrained:
         raise ValueError("mgimm_tiny has no pretrained weights; build it with pretrained=False")
     defaults = {
-        "encoder": {
-            "model_name": "test_vit",
-            "input_size": (128, 128),
-            "mean": (0.5, 0.5, 0.5),
-            "std": (0.25, 0.25, 0.25),
-        },
+        "encoder": TINY_VIT,
         # Box-restricted attention and the pixel crop let the random tiny model read its boxes in a CPU run.
         "extractor": {"depth": 1, "num_heads": 2, "mlp_dim": 128, "box_attention": True, "pixel_crop": 8},
         "llm": {"config": TINY_LLAMA_CONFIG, "tokenizer": "builtin"},
@@ -184,12 +188,7 @@ def mgimm_smol(pretrained: bool = True, **overrides: Any) -> MGIMM:
     if not pretrained:
         raise ValueError("mgimm_smol is defined by SmolLM2's pretrained weights; build it with pretrained=True")
     defaults = {
-        "encoder": {
-            "model_name": "test_vit",
-            "input_size": (128, 128),
-            "mean": (0.5, 0.5, 0.5),
-            "std": (0.25, 0.25, 0.25),
-        },
+        "encoder": TINY_VIT,
         "extractor": {"depth": 1, "num_heads": 2, "mlp_dim": 128},
         "llm": {**SMOLLM2, "pretrained": True},
         "stage": 2,

@@ -24,21 +24,10 @@ from rsvlm_zoo.data.processor import InputSpec
 from rsvlm_zoo.data.schema import DataFormatError, Region, Sample, Turn
 from rsvlm_zoo.data.tiling import axis_count, axis_starts
 from rsvlm_zoo.datamodules import RegionDataModule, TiledSource
-from rsvlm_zoo.datamodules.sources import SampleSource
 from rsvlm_zoo.tokenizer import build_tiny_tokenizer
+from tests.sources import ListSource
 
 SMALL_LIMIT = 1_000_000
-
-
-class ListSource(SampleSource):
-    def __init__(self, samples):
-        self.samples = samples
-
-    def __len__(self):
-        return len(self.samples)
-
-    def __getitem__(self, idx):
-        return self.samples[idx]
 
 
 @pytest.fixture

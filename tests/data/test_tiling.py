@@ -16,8 +16,8 @@ from rsvlm_zoo.data.processor import InputSpec, RegionProcessor
 from rsvlm_zoo.data.schema import DataFormatError, Region, Sample, Turn
 from rsvlm_zoo.data.tiling import TileDropped, clip_region, mask_patch, rle_patch, tile_sample, tile_windows
 from rsvlm_zoo.datamodules import AnnotationSource, InstructionSource, RegionDataModule, TiledSource
-from rsvlm_zoo.datamodules.sources import SampleSource
 from rsvlm_zoo.tokenizer import build_tiny_tokenizer
+from tests.sources import ListSource
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 NAMES = ["car", "ship", "bridge", "pool"]  # words of the tiny vocabulary
@@ -25,17 +25,6 @@ NAMES = ["car", "ship", "bridge", "pool"]  # words of the tiny vocabulary
 
 def spec(size=(64, 64), kind="mask") -> InputSpec:
     return InputSpec(build_tiny_tokenizer(), size, MEAN, STD, 4, kind, False)
-
-
-class ListSource(SampleSource):
-    def __init__(self, samples):
-        self.samples = samples
-
-    def __len__(self):
-        return len(self.samples)
-
-    def __getitem__(self, idx):
-        return self.samples[idx]
 
 
 def colour(k: int) -> np.ndarray:
