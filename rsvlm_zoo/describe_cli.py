@@ -34,20 +34,16 @@ model and `--checkpoint`/`--pretrained` with a model path.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import pickle
 import sys
-import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors import SafetensorError
 
 from rsvlm_zoo.data.images import load_image
 from rsvlm_zoo.data.schema import DataFormatError, Region
+from rsvlm_zoo.model_files import check_model_file, loading_model_file
 from rsvlm_zoo.registry import UnknownModelError
 from rsvlm_zoo.visualize_cli import VisualizeInputError, add_region_arguments, as_region, load_regions
 
@@ -88,84 +84,6 @@ def _looks_like_path(model: str) -> bool:
     return "/" in model or "\\" in model or model.endswith(MODEL_FILE_SUFFIXES)
 
 
-# What loaders raise on a file that is no checkpoint or export (torch.load, zip, safetensors, a config of another
-# shape); `loading_model_file` turns these into one `DescribeInputError` naming the file.
-MODEL_FILE_ERRORS: tuple[type[BaseException], ...] = (
-    pickle.UnpicklingError,
-    EOFError,
-    RuntimeError,  # includes RecursionError
-    KeyError,
-    IndexError,
-    TypeError,
-    AttributeError,
-    OverflowError,
-    zipfile.BadZipFile,
-    SafetensorError,
-)
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err.args[0] if isinstance(err, KeyError) and err.args else err).strip()
-    return f"{type(err).__name__}: {text.splitlines()[0][:200]}" if text else type(err).__name__
-
-
-def _not_a_model(path: str | Path, reason: str) -> DescribeInputError:
-    return DescribeInputError(
-        f"model file {path}: cannot be loaded: it is not a Lightning checkpoint written by rsvlm_zoo nor an "
-        f"exported model directory ({reason})"
-    )
-
-
-def check_model_file(path: str | Path, allow_safetensors: bool = False) -> None:
-    """Refuse a file that cannot be a checkpoint before any loader unpickles it.
-
-    `torch.save` (and so Lightning) writes a zip archive; older PyTorch wrote a pickle (first byte 0x80). A
-    directory (an export) or a missing path is left to the loader, which names it.
-
-    Args:
-        path: The model file.
-        allow_safetensors: Also accept a `.safetensors` file (read by safetensors, which checks its own header).
-
-    Raises:
-        DescribeInputError: naming the file and its first bytes.
-    """
-    path = Path(path)
-    if not path.is_file():
-        return
-    if allow_safetensors and path.suffix == ".safetensors":
-        return
-    try:
-        if zipfile.is_zipfile(path):
-            return
-        with path.open("rb") as f:
-            head = f.read(16)
-    except OSError as err:
-        raise DescribeInputError(f"model file {path}: cannot be read ({err.strerror or err})") from err
-    if head[:1] == b"\x80":
-        return
-    what = "an empty file" if not head else f"it starts with {head!r}, not the zip archive torch.save writes"
-    raise _not_a_model(path, what)
-
-
-@contextlib.contextmanager
-def loading_model_file(path: str | Path | None) -> Iterator[None]:
-    """Run a model load, turning what a file of another kind makes the loaders raise into `DescribeInputError`.
-
-    Errors that already explain themselves pass through: `UnknownModelError` untouched, a `ValueError` (a
-    loader's own check) with the file name put in front when its message lacks it.
-    """
-    try:
-        yield
-    except (DescribeInputError, UnknownModelError):
-        raise
-    except ValueError as err:
-        if path is None or str(path) in str(err):
-            raise
-        raise DescribeInputError(f"model file {path}: {err}") from err
-    except MODEL_FILE_ERRORS as err:
-        raise _not_a_model(path, _first_line(err)) from err
-
-
 def load_model(model: str, checkpoint: str | None = None, pretrained: bool = False) -> Any:
     """The model named by `--model`: an existing path through `from_pretrained`, else a registered name.
 
@@ -185,7 +103,7 @@ def load_model(model: str, checkpoint: str | None = None, pretrained: bool = Fal
         from rsvlm_zoo.export import from_pretrained
 
         check_model_file(path)
-        with loading_model_file(model):
+        with loading_model_file(model, passthrough=(DescribeInputError, UnknownModelError)):
             return from_pretrained(path)
     if _looks_like_path(model):
         raise DescribeInputError(f"model file not found: {model} (and it is not a registered model name)")
@@ -196,7 +114,7 @@ def load_model(model: str, checkpoint: str | None = None, pretrained: bool = Fal
         check_model_file(checkpoint)  # before the model is built: a wrong file fails fast
     built = build_model(model, pretrained=pretrained)
     if checkpoint is not None:
-        with loading_model_file(checkpoint):
+        with loading_model_file(checkpoint, passthrough=(DescribeInputError, UnknownModelError)):
             load_weights(built, checkpoint)
     return built
 

@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from rsvlm_zoo.model_files import check_model_file, loading_model_file
 from rsvlm_zoo.models.checkpoint_contents import kept_keys
 from rsvlm_zoo.models.model_config import CHECKPOINT_CONFIG_KEY, build_from_config, model_config
 
@@ -261,8 +262,6 @@ def export_main(argv: list[str]) -> int:
         line on stderr, `rsvlm export: error: ...`, naming the file and the reason; a file that is no Lightning
         checkpoint is refused before it is unpickled); 2 for bad arguments.
     """
-    from rsvlm_zoo.describe_cli import check_model_file, loading_model_file
-
     parser = argparse.ArgumentParser(prog="rsvlm export", description="Write a deployable model directory.")
     parser.add_argument("--checkpoint", required=True, help="Lightning checkpoint of an rsvlm_zoo model, or an export")
     parser.add_argument("--out", required=True, help="directory to write")

@@ -38,6 +38,7 @@ from PIL import Image
 from rsvlm_zoo.data.images import load_image
 from rsvlm_zoo.data.schema import DataFormatError, Region
 from rsvlm_zoo.data.validation import validate_region
+from rsvlm_zoo.model_files import check_model_file, loading_model_file
 from rsvlm_zoo.registry import UnknownModelError
 
 # Most regions an instance-id PNG may hold; counted before any mask is built (one HxW bool array per region).
@@ -247,11 +248,11 @@ def model_answers(
     each box with `task="attributes"`); regions of the other kind are converted.
     """
     from rsvlm_zoo import build_model
-    from rsvlm_zoo.describe_cli import check_model_file, describe_regions, loading_model_file
+    from rsvlm_zoo.describe_cli import describe_regions
 
     if checkpoint is not None:
         check_model_file(checkpoint, allow_safetensors=True)
-    with loading_model_file(checkpoint or name):
+    with loading_model_file(checkpoint or name, passthrough=(UnknownModelError,)):
         model = build_model(name, pretrained=pretrained, init_checkpoint=checkpoint)
     model = model.eval()
     return list(describe_regions(model, image, [as_region(r) for r in regions], prompt, max_new_tokens))
