@@ -357,3 +357,22 @@ def test_evaluation_files_are_strict_json_even_for_undefined_scores(tmp_path):
     assert metrics == {"regions": {"cider": None, "meteor": 0.25}}
     line = (tmp_path / "predictions_regions.jsonl").read_text().splitlines()[0]
     assert json.loads(line, parse_constant=refuse)["score"] is None
+
+
+def test_the_commands_refuse_a_hostile_export_without_running_it(exported, tmp_path, capsys):
+    from rsvlm_zoo.cli import main
+
+    export_dir, config = exported
+    marker = tmp_path / "pwned"
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in export_dir.iterdir():
+        if f.is_file():
+            (bad / f.name).write_bytes(f.read_bytes())
+    meta = json.loads((export_dir / "config.json").read_text())
+    meta["model"] = poisoned(config, "model.init_args.encoder.class_path", "os.system", marker)
+    (bad / "config.json").write_text(json.dumps(meta))
+    assert main(["export", "--checkpoint", str(bad), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "model.init_args.encoder.class_path names 'os.system'" in err and "Traceback" not in err
+    assert not marker.exists() and not (tmp_path / "out").exists()
