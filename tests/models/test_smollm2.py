@@ -127,3 +127,19 @@ def test_mgimm_smol_builds_and_trains():
     assert model.llm.hidden_size == 576
     losses = losses_over_steps(model, steps=4)
     assert losses[-1] < losses[0], losses
+
+
+def test_bpe_token_streams_equal_upstreams_tokenizer_image_token(smol):
+    from rsvlm_zoo.data.processor import IGNORE_INDEX
+    from rsvlm_zoo.data.templates import OSPREY_SYSTEM
+    from tests.test_tokenization_upstream import conversation, expand, sample, upstream_ids, upstream_prompt
+
+    proc = smol.processor
+    turns = conversation()
+    ids, labels = proc.tokenize(sample(turns), 2)
+    tok = smol.llm.tokenizer
+    prompt = upstream_prompt(OSPREY_SYSTEM, turns).replace("</s>", tok.eos_token)
+    ref = expand(upstream_ids(prompt, tok), upstream_ids(prompt, tok), [proc.image_id] * proc.spec.num_image_tokens)
+    assert ids == ref[0]  # SmolLM2 adds no BOS: none is added here either
+    supervised = tok.decode([t for t in labels if t != IGNORE_INDEX])
+    assert supervised == " a large white ship<|im_end|> 12 storage tanks<|im_end|>"
