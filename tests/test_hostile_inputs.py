@@ -66,19 +66,24 @@ def poisoned(config, key, value, marker):
     return config
 
 
-@pytest.mark.parametrize("kind", list(hostile_configs("x")))
-def test_an_exported_config_cannot_run_code(kind, exported, tmp_path):
+def poisoned_export(exported, key, value, marker, folder):
+    """A copy of the exported directory whose config.json carries the hostile class path."""
     export_dir, config = exported
-    marker = tmp_path / "pwned"
-    key, value = hostile_configs(marker)[kind]
-    bad = tmp_path / "bad"
-    bad.mkdir()
+    folder.mkdir()
     for f in export_dir.iterdir():
         if f.is_file():
-            (bad / f.name).write_bytes(f.read_bytes())
+            (folder / f.name).write_bytes(f.read_bytes())
     meta = json.loads((export_dir / "config.json").read_text())
     meta["model"] = poisoned(config, key, value, marker)
-    (bad / "config.json").write_text(json.dumps(meta))
+    (folder / "config.json").write_text(json.dumps(meta))
+    return folder
+
+
+@pytest.mark.parametrize("kind", list(hostile_configs("x")))
+def test_an_exported_config_cannot_run_code(kind, exported, tmp_path):
+    marker = tmp_path / "pwned"
+    key, value = hostile_configs(marker)[kind]
+    bad = poisoned_export(exported, key, value, marker, tmp_path / "bad")
     modules_before = set(sys.modules)
     with pytest.raises(UntrustedConfigError, match=key.replace(".", r"\.") + ".*not a model or block registered"):
         from_pretrained(bad)
@@ -362,16 +367,8 @@ def test_evaluation_files_are_strict_json_even_for_undefined_scores(tmp_path):
 def test_the_commands_refuse_a_hostile_export_without_running_it(exported, tmp_path, capsys):
     from rsvlm_zoo.cli import main
 
-    export_dir, config = exported
     marker = tmp_path / "pwned"
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    for f in export_dir.iterdir():
-        if f.is_file():
-            (bad / f.name).write_bytes(f.read_bytes())
-    meta = json.loads((export_dir / "config.json").read_text())
-    meta["model"] = poisoned(config, "model.init_args.encoder.class_path", "os.system", marker)
-    (bad / "config.json").write_text(json.dumps(meta))
+    bad = poisoned_export(exported, "model.init_args.encoder.class_path", "os.system", marker, tmp_path / "bad")
     assert main(["export", "--checkpoint", str(bad), "--out", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
     assert "model.init_args.encoder.class_path names 'os.system'" in err and "Traceback" not in err
