@@ -162,7 +162,9 @@ def processor(tokenizer, template, in_image=False):
     return RegionProcessor(spec)
 
 
-@pytest.mark.parametrize(("template", "system"), [("vicuna_v1", VICUNA_SYSTEM), ("osprey_v1", OSPREY_SYSTEM)])
+@pytest.mark.parametrize(
+    ("template", "system"), [("vicuna_v1", VICUNA_SYSTEM), ("osprey_v1", OSPREY_SYSTEM), ("llava_v1", OSPREY_SYSTEM)]
+)
 def test_training_ids_and_labels_equal_upstreams(tokenizer, template, system):
     proc = processor(tokenizer, template)
     turns = conversation()

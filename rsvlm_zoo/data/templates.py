@@ -11,7 +11,8 @@ VICUNA_SYSTEM = (
     "A chat between a curious user and an artificial intelligence assistant. "
     "The assistant gives helpful, detailed, and polite answers to the user's questions."
 )
-# Osprey's own `conv_osprey_v1` (its demo and evaluation prompts; LLaVA's `conv_llava_v1` has the same text).
+# Osprey's own `conv_osprey_v1` (its demo and evaluation prompts) and LLaVA's `conv_llava_v1` (MGIMM's evaluation
+# prompts, `--conv-mode llava_v1`): the same text.
 OSPREY_SYSTEM = (
     "A chat between a curious human and an artificial intelligence assistant. "
     "The assistant gives helpful, detailed, and polite answers to the human's questions."
@@ -87,6 +88,7 @@ class ConversationTemplate:
 TEMPLATES: dict[str, ConversationTemplate] = {
     "vicuna_v1": ConversationTemplate("vicuna_v1", VICUNA_SYSTEM + " ", "USER: ", " ASSISTANT:", " ", "{eos}"),
     "osprey_v1": ConversationTemplate("osprey_v1", OSPREY_SYSTEM + " ", "USER: ", " ASSISTANT:", " ", "{eos}"),
+    "llava_v1": ConversationTemplate("llava_v1", OSPREY_SYSTEM + " ", "USER: ", " ASSISTANT:", " ", "{eos}"),
     "llama_2": ConversationTemplate(
         "llama_2", f"[INST] <<SYS>>\n{OSPREY_SYSTEM}\n<</SYS>>\n\n", "", " [/INST]", " ", " {eos}[INST] "
     ),

@@ -131,8 +131,8 @@ class CaptionDataModule(RegionDataModule):
         batch_size: Training batch size.
         eval_batch_size: Evaluation batch size (default: `batch_size`).
         num_workers: DataLoader workers.
-        template: Conversation template (`vicuna_v1`, `osprey_v1`, `llama_2`, `plain`); None (default) takes the
-            model family's template.
+        template: Conversation template (`vicuna_v1`, `osprey_v1`, `llava_v1`, `llama_2`, `plain`); None
+            (default) takes the model family's template.
         max_length: Longest token sequence.
         image_policy: `squash` or `pad` (`tile` is for region data: a caption describes the whole image).
         on_bad_sample: `error` or `skip` (skips are counted in `batch["skipped"]` and logged).

@@ -141,8 +141,8 @@ class RegionDataModule(L.LightningDataModule):
         batch_size: Training batch size.
         eval_batch_size: Evaluation batch size (default: `batch_size`).
         num_workers: DataLoader workers.
-        template: Conversation template (`vicuna_v1`, `osprey_v1`, `llama_2`, `plain`); None (default) takes the
-            model family's template.
+        template: Conversation template (`vicuna_v1`, `osprey_v1`, `llava_v1`, `llama_2`, `plain`); None
+            (default) takes the model family's template.
         max_length: Longest token sequence.
         image_policy: `squash` (resize to the input), `pad` (pad to square, then resize) or `tile` (cut each
             scene into tiles of `tile_size` scene pixels with `TiledSource`, each tile one sample, scaled by

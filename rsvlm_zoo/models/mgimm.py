@@ -34,6 +34,7 @@ class MGIMM(RegionVLM):
 
     STAGES: ClassVar[dict[int, tuple[str, ...]]] = {1: ("extractor", "projector"), 2: ("extractor", "projector", "llm")}
     project_regions: ClassVar[bool] = True
+    TEMPLATE: ClassVar[str] = "llava_v1"  # LLaVA's conv_llava_v1, the template MGIMM's code prompts with
 
     def __init__(self, *args: Any, zero_region_tokens: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
