@@ -303,17 +303,25 @@ class RegionVLM(L.LightningModule):
 
     @torch.no_grad()
     def generate(self, batch: dict[str, Any], max_new_tokens: int | None = None, **kwargs: Any) -> list[str]:
-        """Greedy (by default) answers for a left-padded prompt batch."""
+        """Greedy (by default) answers for a left-padded prompt batch.
+
+        Runs in eval mode (no dropout, so the same input gives the same answer) and restores the mode it found.
+        """
         tok = self.llm.tokenizer
-        out = self.llm.model.generate(
-            inputs_embeds=self.inputs_embeds(batch),
-            attention_mask=batch["attention_mask"],
-            max_new_tokens=max_new_tokens or self.hparams.max_new_tokens,
-            do_sample=kwargs.pop("do_sample", False),
-            pad_token_id=tok.pad_token_id,
-            eos_token_id=tok.eos_token_id,
-            **kwargs,
-        )
+        was_training = self.training
+        self.eval()
+        try:
+            out = self.llm.model.generate(
+                inputs_embeds=self.inputs_embeds(batch),
+                attention_mask=batch["attention_mask"],
+                max_new_tokens=max_new_tokens or self.hparams.max_new_tokens,
+                do_sample=kwargs.pop("do_sample", False),
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=tok.eos_token_id,
+                **kwargs,
+            )
+        finally:
+            self.train(was_training)
         return [t.strip() for t in tok.batch_decode(out, skip_special_tokens=True)]
 
     # ------------------------------------------------------------------ Lightning hooks

@@ -120,3 +120,20 @@ def test_save_load_round_trip(tmp_path, tiny_aquila):
     fresh.load_state_dict(load_file(tmp_path / "m.safetensors"))
     with torch.no_grad():
         torch.testing.assert_close(fresh(batch), before)
+
+
+def test_describe_is_deterministic_and_keeps_the_mode_it_found():
+    from rsvlm_zoo import build_model
+    from rsvlm_zoo.data.synthetic import SyntheticRegionScenes
+
+    torch.manual_seed(0)
+    model = build_model("aquila_plus_tiny", lora={"r": 4, "alpha": 8, "dropout": 0.5}).train()
+    with torch.no_grad():  # LoRA B starts at zero, which would hide its dropout
+        for name, p in model.llm.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 1.0)
+    scene = SyntheticRegionScenes(1, seed=2)[0]
+    masks = [r.to_mask(scene.height, scene.width) for r in scene.regions]
+    first = model.describe([scene.image], [masks], max_new_tokens=6)
+    assert model.training and model.llm.training  # the mode it found
+    assert all(model.describe([scene.image], [masks], max_new_tokens=6) == first for _ in range(3))
