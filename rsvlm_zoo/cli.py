@@ -7,7 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.utilities import rank_zero_info
 
 OWN_COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("rsvlm_zoo.data.check", "data_main"),
@@ -30,6 +31,30 @@ def _import_components() -> None:
     import rsvlm_zoo.datamodules  # noqa: F401
     import rsvlm_zoo.models  # noqa: F401
     import rsvlm_zoo.models.blocks  # noqa: F401
+
+
+class KeepingSaveConfig(SaveConfigCallback):
+    """Save the run's resolved config without ever replacing a file: an existing name gets a numbered sibling.
+
+    With a logger the file goes to the run's own version directory; without one (`logger: false`) to
+    `default_root_dir`, where a user's own `config.yaml` may already stand.
+    """
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Pick a file name that does not exist yet in the run directory, then save as Lightning does."""
+        if self.already_saved:
+            return
+        from pathlib import Path
+
+        folder = Path(trainer.log_dir or trainer.default_root_dir)
+        name = Path(self.config_filename)
+        candidate, k = folder / name, 1
+        while candidate.exists():
+            candidate, k = folder / f"{name.stem}_{k}{name.suffix}", k + 1
+        if candidate.name != name.name:
+            rank_zero_info(f"{folder / name} exists and is kept; this run's config is saved as {candidate}")
+        self.config_filename = candidate.name
+        super().setup(trainer, pl_module, stage)
 
 
 class RsvlmCLI(LightningCLI):
@@ -71,7 +96,8 @@ def main(args: list[str] | None = None) -> int | None:
         subclass_mode_model=True,
         subclass_mode_data=True,
         args=args,  # None: LightningCLI reads sys.argv itself
-        save_config_kwargs={"overwrite": True},
+        save_config_callback=KeepingSaveConfig,
+        save_config_kwargs={"overwrite": False},
         auto_configure_optimizers=False,
     )
     return 0

@@ -46,6 +46,17 @@ def test_fit_fast_dev_run_on_the_tiny_recipe(tmp_path):
     assert main(_fast_dev_run_args("tiny/aquila_plus.yaml", tmp_path)) == 0
 
 
+def test_a_users_config_yaml_is_never_overwritten(tmp_path):
+    (tmp_path / "config.yaml").write_text("my: own settings\n")
+    one_step = ("--trainer.fast_dev_run", "0", "--trainer.max_steps", "1", "--trainer.limit_val_batches", "1")
+    for _ in range(2):  # without a logger the run directory is default_root_dir itself
+        args = _fast_dev_run_args("tiny/aquila_plus.yaml", tmp_path, *one_step, "--trainer.logger", "false")
+        assert main(args) == 0
+    assert (tmp_path / "config.yaml").read_text() == "my: own settings\n"
+    for saved in ("config_1.yaml", "config_2.yaml"):
+        assert "AquilaPlus" in (tmp_path / saved).read_text() and "seed_everything: 0" in (tmp_path / saved).read_text()
+
+
 def test_frozen_encoder_in_bfloat16_from_the_command_line(tmp_path):
     args = _fast_dev_run_args(
         "tiny/mgimm_stage1.yaml",
