@@ -10,7 +10,7 @@ Models: `aquila_plus_tiny` (masks) and `mgimm_tiny` (boxes, `task="attributes"`)
 - one at a time: the same prompts, each generated as a batch of one. For MGIMM that is one `describe()` call
   per box (its per-box prompt holds only that box, so the samples are the batched call's). A one-mask
   Aquila-plus `describe()` call would ask another question (its prompt enumerates all the regions of the
-  scene), so the batched call's inputs are cut into one-sequence batches (`rsvlm_zoo.unbatched`) and each goes
+  scene), so the batched call's inputs are cut into one-sequence batches (`tests.unbatched`) and each goes
   through `generate()`; that timing leaves out the preprocessing, which the batched `describe()` timing
   includes, so a second Aquila-plus row (marked *) times `generate()` on the batched call's batch instead.
 
@@ -33,7 +33,7 @@ import torch
 from rsvlm_zoo import build_model
 from rsvlm_zoo.data.schema import Region
 from rsvlm_zoo.data.synthetic import generate_scene
-from rsvlm_zoo.unbatched import recorded_generation_batches, split_generation_batch
+from tests.unbatched import recorded_generation_batches, split_generation_batch
 
 
 def timed_alternately(fns: list[Callable[[], Any]], repeats: int) -> list[tuple[float, Any]]:

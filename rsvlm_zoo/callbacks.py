@@ -1,13 +1,13 @@
 """Lightning callbacks that draw pictures of a run: region figures during validation, training curves at the end.
 
 `RegionFigureLogger` reads the validation batch Lightning hands to `on_validation_batch_end` (the
-`RegionCollator` dict: `pixel_values`, `region_masks` or `region_boxes`, `region_image_index`, `answers`,
-`sample_ids`) and the model's generated answers from one attribute of the LightningModule:
+`RegionCollator` batch: `pixel_values`, `region_masks` or `region_boxes`, `region_image_index`, `answers`,
+`sample_ids`) and the model's generated answers from what `validation_step` returned:
 
-    `pl_module.last_val_predictions: list[str]` - the answers generated for the batch just passed to
-    `validation_step`, one per sequence, in batch order. A module sets it in every `validation_step`.
+    `{"predictions": list[str]}` - the answers generated for that batch, one per sequence, in batch order
+    (`RegionVLM.validation_step` returns it).
 
-Without that attribute (or when its length does not match the batch) figures show the reference only.
+Without them (or when their number does not match the batch) figures show the reference only.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import lightning as L
 import numpy as np
 from PIL import Image
 
-from rsvlm_zoo.curves import plot_curves
-from rsvlm_zoo.visualize import render_regions
+from rsvlm_zoo.viz.curves import plot_curves
+from rsvlm_zoo.viz.regions import render_regions
 
-PREDICTIONS_ATTR = "last_val_predictions"
+PREDICTIONS_KEY = "predictions"  # what validation_step returns the generated answers under
 
 
 @dataclass
@@ -207,7 +207,7 @@ class RegionFigureLogger(L.Callback):
 
     Figures go to every logger that has `experiment.add_image` (TensorBoard) under `tag/k`; when none does,
     they are saved as `<trainer.log_dir or default_root_dir>/figures/epoch<E>_<k>.png`. The model's answers
-    are read from `pl_module.last_val_predictions` (see the module docstring). Only rank 0 draws, and the
+    are what `validation_step` returned under `predictions` (see the module docstring). Only rank 0 draws, and the
     sanity check is skipped.
 
     Args:
@@ -247,7 +247,7 @@ class RegionFigureLogger(L.Callback):
         if not self._active or not isinstance(batch, dict) or len(self._examples) >= self.num_samples:
             return
         mean, std = _normalisation(pl_module)
-        predictions = getattr(pl_module, PREDICTIONS_ATTR, None)
+        predictions = outputs.get(PREDICTIONS_KEY) if isinstance(outputs, dict) else None
         room = self.num_samples - len(self._examples)
         self._examples += examples_from_batch(batch, predictions, mean, std, limit=room)
 

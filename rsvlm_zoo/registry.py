@@ -1,4 +1,8 @@
-"""Model registry: register_model / build_model / list_models, as timm does it."""
+"""Model registry: register_model / build_model / list_models, as timm does it.
+
+The registry imports no model: each family's module registers its members when it is imported, and the package
+(`import rsvlm_zoo`) imports every built-in family, as `timm` imports `timm.models`.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import lightning as L
+
+from rsvlm_zoo.weights.export import load_weights
 
 _MODELS: dict[str, Callable[..., L.LightningModule]] = {}
 F = TypeVar("F", bound=Callable[..., L.LightningModule])
@@ -34,13 +40,8 @@ def register_model(fn: F) -> F:
     return fn
 
 
-def _ensure_models_imported() -> None:
-    import rsvlm_zoo.models  # noqa: F401  (registers the built-in models)
-
-
 def list_models(pattern: str | None = None) -> list[str]:
     """Sorted registered names, optionally filtered by a glob such as `"aquila*"`."""
-    _ensure_models_imported()
     names = sorted(_MODELS)
     return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
 
@@ -60,7 +61,6 @@ def build_model(
     Raises:
         UnknownModelError: naming the closest registered names.
     """
-    _ensure_models_imported()
     if name not in _MODELS:
         close = difflib.get_close_matches(name, list(_MODELS), n=3, cutoff=0.3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
@@ -68,7 +68,5 @@ def build_model(
     kwargs = {k: v for k, v in overrides.items() if v is not None}
     model = _MODELS[name](pretrained=pretrained, **kwargs)
     if checkpoint is not None:
-        from rsvlm_zoo.export import load_weights
-
         load_weights(model, checkpoint)
     return model

@@ -1,6 +1,6 @@
 """Sample sources for tests: a fixed list of samples."""
 
-from rsvlm_zoo.datamodules.sources import SampleSource
+from rsvlm_zoo.data.sources.base import SampleSource
 
 
 class ListSource(SampleSource):

@@ -14,7 +14,7 @@ from PIL import Image
 from rsvlm_zoo.data.processor import InputSpec
 from rsvlm_zoo.data.schema import DataFormatError, Region, Sample, Turn
 from rsvlm_zoo.datamodules import RegionDataModule
-from rsvlm_zoo.tokenizer import build_tiny_tokenizer
+from rsvlm_zoo.tokens import build_tiny_tokenizer
 from tests.sources import ListSource
 
 

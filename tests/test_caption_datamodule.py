@@ -14,7 +14,7 @@ from PIL import Image
 from rsvlm_zoo.data.processor import IGNORE_INDEX, InputSpec
 from rsvlm_zoo.data.schema import DataFormatError
 from rsvlm_zoo.datamodules import AnnotationSource, CaptionDataModule, SyntheticSource
-from rsvlm_zoo.tokenizer import build_tiny_tokenizer
+from rsvlm_zoo.tokens import build_tiny_tokenizer
 
 CAPTIONS = {
     "a.png": ["a red car on the road .", "there is a car .", "a small red car ."],

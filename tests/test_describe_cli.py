@@ -12,8 +12,8 @@ from PIL import Image
 from rsvlm_zoo import build_model
 from rsvlm_zoo.cli import main
 from rsvlm_zoo.data.synthetic import generate_scene
-from rsvlm_zoo.export import export_model
-from rsvlm_zoo.unbatched import generate_one_at_a_time, recorded_generation_batches, split_generation_batch
+from rsvlm_zoo.weights.export import export_model
+from tests.unbatched import generate_one_at_a_time, recorded_generation_batches, split_generation_batch
 
 HEIGHT, WIDTH = 120, 160
 # Instance ids with gaps, listed out of order: regions are numbered in increasing id order.

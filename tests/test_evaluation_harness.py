@@ -14,9 +14,13 @@ from rsvlm_zoo.metrics import CaptionMetrics, SemanticIoU, SemanticSimilarity
 from tests.conftest import RECIPES
 
 
-def run_test(tmp_path, model_name: str, metrics: list[str], source: SyntheticSource, max_new_tokens: int = 8):
+def run_test(
+    tmp_path, model_name: str, metrics: list[str], source: SyntheticSource, max_new_tokens: int = 8, answer=None
+):
     torch.manual_seed(0)
     model = build_model(model_name, eval_metrics=metrics, max_new_tokens=max_new_tokens)
+    if answer is not None:  # answers chosen by the test (an untrained model's score 0 on every metric)
+        model.generate = lambda batch, **kwargs: [answer(refs[0]) for refs in batch["references"]]
     data = RegionDataModule(test=source, eval_batch_size=4, max_length=320)
     writer = EvaluationWriter(str(tmp_path / "eval"))
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, callbacks=[writer])
@@ -85,3 +89,39 @@ def test_rsvlm_predict_and_test_write_their_files(tmp_path):
     rsvlm(["test", *common])
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["regions"].keys() == {"exact_match"}
     assert len((tmp_path / "eval" / "predictions_regions.jsonl").read_text().splitlines()) == n
+
+    # `rsvlm eval` reads both files back with the references they carry: the numbers of the run's metrics.json.
+    out = tmp_path / "rescored.json"
+    for written in ("eval/predictions_regions.jsonl", "predictions.jsonl"):
+        assert (
+            rsvlm(["eval", "--predictions", str(tmp_path / written), "--metrics", "exact_match", "--output", str(out)])
+            == 0
+        )
+        assert json.loads(out.read_text()) == json.loads((tmp_path / "eval" / "metrics.json").read_text())
+
+
+def test_rsvlm_eval_rescores_a_test_run_exactly(tmp_path):
+    source = SyntheticSource(6, seed=1, one_question_per_sample=True)
+
+    def answer(reference: str) -> str:  # some answers exact, others with their last word changed
+        words = reference.split()
+        return reference if len(words) % 2 else " ".join([*words[:-1], "thing"])
+
+    rows, metrics, _ = run_test(
+        tmp_path, "aquila_plus_tiny", ["exact_match", "caption", "cider"], source, answer=answer
+    )
+    assert 0 < metrics["exact_match"] < 1 and 0 < metrics["CIDEr"] and 0 < metrics["METEOR"] < 1
+    out = tmp_path / "rescored.json"
+    argv = ["eval", "--predictions", str(tmp_path / "eval" / "predictions_regions.jsonl"), "--output", str(out)]
+    assert rsvlm([*argv, "--metrics", "exact_match,caption,cider"]) == 0
+    assert json.loads(out.read_text()) == {"regions": metrics}
+
+
+def test_rsvlm_eval_names_the_line_of_a_record_without_references(tmp_path, capsys):
+    path = tmp_path / "predictions.jsonl"
+    path.write_text(
+        '{"sample_id": "a", "eval_set": "s", "prompt": "p", "answer": "x", "references": ["y"]}\n{"answer": "z"}\n'
+    )
+    assert rsvlm(["eval", "--predictions", str(path)]) == 1
+    assert f"{path}:2: `references` must be a non-empty list of strings" in capsys.readouterr().err
+    assert rsvlm(["eval", "--predictions", str(path), "--metrics", "exact_match,nope"]) == 2

@@ -21,9 +21,8 @@ import pytest
 import torch
 from PIL import Image
 
-from rsvlm_zoo import visualize_cli
-from rsvlm_zoo.cli import main
-from rsvlm_zoo.metrics.eval_cli import finite_or_none, format_table
+from rsvlm_zoo.cli import main, scene_inputs
+from rsvlm_zoo.cli.eval import finite_or_none, format_table
 
 HEIGHT, WIDTH = 120, 160
 CONFIG_HEAD = {"format": "rsvlm_zoo.export", "version": 1, "adapter": False, "merged": False}
@@ -155,7 +154,7 @@ def test_visualize_checkpoint_that_is_a_text_file(scene, capsys, monkeypatch):
 def test_export_checkpoint_of_another_kind(tmp_path, capsys, write, message):
     ckpt = tmp_path / "run.ckpt"
     write(ckpt)
-    code, err = run(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "out")], capsys)
+    code, err = run(["export", "--model", str(ckpt), "--out", str(tmp_path / "out")], capsys)
     assert code == 1 and str(ckpt) in err and message in err
     assert not (tmp_path / "out").exists()
 
@@ -184,7 +183,7 @@ def test_malformed_export_config_names_the_file_and_key(scene, capsys, config, m
         argv = ["describe", "--model", str(export_dir), "--image", str(scene / "scene.png")]
         argv += ["--masks", str(scene / "masks.png")]
     else:
-        argv = ["export", "--checkpoint", str(export_dir), "--out", str(scene / "out")]
+        argv = ["export", "--model", str(export_dir), "--out", str(scene / "out")]
     code, err = run(argv, capsys)
     assert code == 1 and f"{export_dir / 'config.json'}" in err and message in err
 
@@ -194,7 +193,7 @@ def test_export_config_not_utf8_or_nested_too_deeply(scene, capsys):
     export_dir.mkdir()
     for content, message in ((b'{"format": "\xff"}', "is not UTF-8 (byte offset 12)"), (b"[" * 100_000, "deeply")):
         (export_dir / "config.json").write_bytes(content)
-        code, err = run(["export", "--checkpoint", str(export_dir), "--out", str(scene / "out")], capsys)
+        code, err = run(["export", "--model", str(export_dir), "--out", str(scene / "out")], capsys)
         assert code == 1 and str(export_dir / "config.json") in err and message in err
 
 
@@ -273,7 +272,7 @@ def test_data_check_option_values_nested_too_deeply_are_strings(scene, capsys):
     ],
 )
 def test_describe_refuses_bad_boxes_before_building_the_model(scene, capsys, monkeypatch, boxes, message):
-    monkeypatch.setattr("rsvlm_zoo.describe_cli.load_model", lambda *a: pytest.fail("model built"))
+    monkeypatch.setattr("rsvlm_zoo.cli.describe.load_model", lambda *a: pytest.fail("model built"))
     (scene / "bad.json").write_text(boxes)
     argv = ["describe", "--model", "aquila_plus_tiny", "--image", str(scene / "scene.png")]
     code, err = run([*argv, "--boxes", str(scene / "bad.json")], capsys)
@@ -298,11 +297,11 @@ def test_mask_png_with_65535_ids_is_refused_quickly_and_small(scene, capsys):
     assert time.perf_counter() - start < 10
     assert peak < 64 * 2**20  # the old code built 65,535 masks of 64 KiB each (4 GiB)
     assert code == 1
-    assert f"{scene / 'ids.png'}: holds 65535 region ids, more than the {visualize_cli.MAX_REGIONS} allowed" in err
+    assert f"{scene / 'ids.png'}: holds 65535 region ids, more than the {scene_inputs.MAX_REGIONS} allowed" in err
 
 
 def test_masks_over_the_byte_budget_or_of_several_channels(scene, capsys, monkeypatch):
-    monkeypatch.setattr(visualize_cli, "MAX_MASK_BYTES", WIDTH * HEIGHT)  # room for one mask, the file has two
+    monkeypatch.setattr(scene_inputs, "MAX_MASK_BYTES", WIDTH * HEIGHT)  # room for one mask, the file has two
     argv = ["describe", "--model", "aquila_plus_tiny", "--image", str(scene / "scene.png")]
     code, err = run([*argv, "--masks", str(scene / "masks.png")], capsys)
     assert code == 1 and f"{scene / 'masks.png'}: 2 regions of 160x120 need 0 MiB of masks, more than" in err
@@ -326,7 +325,7 @@ class FakeBoxModel:
 
 
 def test_describe_json_output_is_strict_json(scene, capsys, monkeypatch):
-    monkeypatch.setattr("rsvlm_zoo.describe_cli.load_model", lambda *a: FakeBoxModel())
+    monkeypatch.setattr("rsvlm_zoo.cli.describe.load_model", lambda *a: FakeBoxModel())
     out = scene / "answers.json"
     argv = ["describe", "--model", "fake", "--image", str(scene / "scene.png"), "--boxes", str(scene / "boxes.json")]
     code, err = run([*argv, "--json", str(out)], capsys)
@@ -345,7 +344,7 @@ def test_describe_json_output_is_strict_json(scene, capsys, monkeypatch):
 
 
 def test_the_rsvlm_process_exits_1_without_a_traceback(scene):
-    argv = ["export", "--checkpoint", str(scene / "text.ckpt"), "--out", str(scene / "out")]
+    argv = ["export", "--model", str(scene / "text.ckpt"), "--out", str(scene / "out")]
     proc = subprocess.run(
         [sys.executable, "-c", "from rsvlm_zoo.cli import main; main()", *argv],
         capture_output=True,

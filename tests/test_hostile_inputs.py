@@ -24,11 +24,10 @@ from rsvlm_zoo.data.readers._common import load_json
 from rsvlm_zoo.data.schema import DataFormatError, Region, Sample, Turn
 from rsvlm_zoo.data.tiling import mask_patch
 from rsvlm_zoo.datamodules import RegionDataModule
-from rsvlm_zoo.export import export_model
-from rsvlm_zoo.models.blocks.config import UntrustedConfigError
 from rsvlm_zoo.models.blocks.projectors import MLPProjector
-from rsvlm_zoo.models.model_config import CHECKPOINT_CONFIG_KEY, build_from_config, model_config
-from rsvlm_zoo.tokenizer import build_tiny_tokenizer
+from rsvlm_zoo.tokens import build_tiny_tokenizer
+from rsvlm_zoo.weights.export import export_model
+from rsvlm_zoo.weights.model_config import CHECKPOINT_CONFIG_KEY, UntrustedConfigError, build_from_config, model_config
 from tests.sources import ListSource
 
 # ------------------------------------------------------------------ model files are data, never programs
@@ -50,7 +49,7 @@ def hostile_configs(marker):
         "projector builtins.exec": ("model.init_args.projector.class_path", "builtins.exec"),
         "dotted into a zoo module": (
             "model.init_args.extractor.class_path",
-            "rsvlm_zoo.models.blocks.config.os.system",
+            "rsvlm_zoo.weights.model_config.os.system",
         ),
     }
 
@@ -369,7 +368,7 @@ def test_the_commands_refuse_a_hostile_export_without_running_it(exported, tmp_p
 
     marker = tmp_path / "pwned"
     bad = poisoned_export(exported, "model.init_args.encoder.class_path", "os.system", marker, tmp_path / "bad")
-    assert main(["export", "--checkpoint", str(bad), "--out", str(tmp_path / "out")]) == 1
+    assert main(["export", "--model", str(bad), "--out", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
     assert "model.init_args.encoder.class_path names 'os.system'" in err and "Traceback" not in err
     assert not marker.exists() and not (tmp_path / "out").exists()

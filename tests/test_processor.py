@@ -4,7 +4,7 @@ import torch
 
 from rsvlm_zoo.data.processor import IGNORE_INDEX, InputSpec, RegionProcessor, SkipSample
 from rsvlm_zoo.data.schema import DataFormatError, Region, Sample, Turn
-from rsvlm_zoo.tokenizer import build_tiny_tokenizer
+from rsvlm_zoo.tokens import build_tiny_tokenizer
 
 
 def spec(size=(64, 96), tokens=4, kind="mask", in_image=False) -> InputSpec:

@@ -6,8 +6,8 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from rsvlm_zoo import build_model
+from rsvlm_zoo.data.sources.resumable import EpochSeededSampler
 from rsvlm_zoo.datamodules import RegionDataModule, SyntheticSource
-from rsvlm_zoo.datamodules.resumable import EpochSeededSampler
 
 MAX_STEPS = 6  # 3 batches an epoch: the run spans two epochs
 

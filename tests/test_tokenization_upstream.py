@@ -18,8 +18,8 @@ from rsvlm_zoo.data.processor import IGNORE_INDEX, InputSpec, RegionProcessor
 from rsvlm_zoo.data.schema import Region, Sample, Turn
 from rsvlm_zoo.data.templates import OSPREY_SYSTEM, VICUNA_SYSTEM
 from rsvlm_zoo.models.blocks.llms import HFCausalLM
-from rsvlm_zoo.pretrained import MissingWeightsError
-from rsvlm_zoo.tokenizer import IMAGE_TOKEN
+from rsvlm_zoo.tokens import IMAGE_TOKEN
+from rsvlm_zoo.weights.pretrained import MissingWeightsError
 
 spm = pytest.importorskip("sentencepiece")
 

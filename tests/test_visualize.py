@@ -20,9 +20,9 @@ from rsvlm_zoo.callbacks import (
     render_example,
 )
 from rsvlm_zoo.cli import main
-from rsvlm_zoo.curves import curve_colour, plot_curves
 from rsvlm_zoo.data.schema import Region
-from rsvlm_zoo.visualize import FILL_ALPHA, PANEL_BACKGROUND, FigureScale, region_colour, render_regions
+from rsvlm_zoo.viz.curves import curve_colour, plot_curves
+from rsvlm_zoo.viz.regions import FILL_ALPHA, PANEL_BACKGROUND, FigureScale, region_colour, render_regions
 
 GREY = 100
 
@@ -332,12 +332,12 @@ class FakeDescriber:
 def test_cli_model_answers_with_the_region_kind_the_model_takes(scene_files, monkeypatch, kind, regions_flag):
     fake = FakeDescriber(kind)
     built = []
-    monkeypatch.setattr("rsvlm_zoo.build_model", lambda name, **kw: built.append((name, kw)) or fake)
+    monkeypatch.setattr("rsvlm_zoo.cli.model_args.build_model", lambda name, **kw: built.append((name, kw)) or fake)
     source = scene_files / ("boxes.json" if regions_flag == "--boxes" else "masks.png")
     out = scene_files / "model.png"
     argv = ["visualize", "--image", str(scene_files / "scene.png"), regions_flag, str(source), "--model", "tiny"]
     assert main([*argv, "--prompt", "What is {region}?", "--out", str(out)]) == 0
-    assert built == [("tiny", {"pretrained": False, "init_checkpoint": None})]
+    assert built == [("tiny", {"pretrained": False})]
     ((images, regions, prompt, kwargs),) = fake.calls
     assert images[0].shape == (120, 160, 3) and prompt == "What is {region}?"
     if kind == "mask":  # boxes were rasterised for the mask model
@@ -433,7 +433,7 @@ class ToyRegionModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch, batch_idx):
-        self.last_val_predictions = [f"prediction {s}" for s in batch["sample_ids"]]
+        return {"predictions": [f"prediction {s}" for s in batch["sample_ids"]]}
 
     def on_validation_epoch_end(self):
         self.log("val/exact_match", 0.25 + 0.5 * self.current_epoch)

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from rsvlm_zoo.batch import Batch
 from rsvlm_zoo.data.processor import IGNORE_INDEX
 
 
@@ -26,7 +27,7 @@ class RegionCollator:
         self.pad_token_id = pad_token_id
         self.padding_side = padding_side
 
-    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+    def __call__(self, items: list[dict[str, Any]]) -> Batch:
         """Build the batch dict the models consume."""
         longest = max(len(it["input_ids"]) for it in items)
         n = len(items)
@@ -40,7 +41,7 @@ class RegionCollator:
             labels[i, span] = it["labels"]
             attention[i, span] = 1
         counts = torch.tensor([it["num_regions"] for it in items], dtype=torch.long)
-        batch: dict[str, Any] = {
+        batch: Batch = {
             "input_ids": input_ids,
             "attention_mask": attention,
             "labels": labels,

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from rsvlm_zoo.data.schema import DataFormatError
-from rsvlm_zoo.data.validation import validate_region
-
-if TYPE_CHECKING:
-    from rsvlm_zoo.data.schema import Region
+from rsvlm_zoo.data.validation import DataFormatError, RegionGeometry, validate_region
 
 
 def decode_rle(rle: dict, height: int, width: int) -> np.ndarray:
@@ -49,7 +43,7 @@ def rasterise_polygons(polygons: list[np.ndarray], height: int, width: int) -> n
     return mask_utils.decode(mask_utils.merge(rles)).astype(bool)
 
 
-def region_to_mask(region: Region, height: int, width: int) -> np.ndarray:
+def region_to_mask(region: RegionGeometry, height: int, width: int) -> np.ndarray:
     """Boolean (height, width) mask of a region from whatever geometry it carries.
 
     Raises:
@@ -78,7 +72,7 @@ def region_to_mask(region: Region, height: int, width: int) -> np.ndarray:
     raise DataFormatError("region has no geometry (no mask, polygon, RLE or box)")
 
 
-def region_to_box(region: Region) -> tuple[float, float, float, float]:
+def region_to_box(region: RegionGeometry) -> tuple[float, float, float, float]:
     """Axis-aligned (x1, y1, x2, y2) box of a region.
 
     Raises:

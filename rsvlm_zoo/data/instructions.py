@@ -5,19 +5,13 @@ from __future__ import annotations
 import copy
 import random
 
-from rsvlm_zoo.data.prompts import OVERVIEW
 from rsvlm_zoo.data.schema import DataFormatError, Sample, Turn
+from rsvlm_zoo.tokens import OVERVIEW, region_list
 
 MASK = "<mask><pos>"
 CATEGORY_QUESTION = "What is the category of {}? Using only one word or phrase."
 SHORT_QUESTION = "Please give me a short description of {}."
 DETAIL_QUESTION = "Can you provide me with a detailed description of {}?"
-
-
-def region_list(n: int) -> str:
-    """`There are N part regions in the picture: region1<mask><pos>, ..., regionN<mask><pos>.` + newline."""
-    names = ", ".join(f"region{k + 1}{MASK}" for k in range(n))
-    return f"There are {n} part regions in the picture: {names}.\n"
 
 
 def _order(sample: Sample, shuffle: bool, seed: int | None, max_regions: int | None) -> list[int]:

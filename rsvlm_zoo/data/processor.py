@@ -14,7 +14,7 @@ from transformers import PreTrainedTokenizerBase
 
 from rsvlm_zoo.data.schema import DataFormatError, Sample
 from rsvlm_zoo.data.templates import get_template
-from rsvlm_zoo.tokenizer import IMAGE_TOKEN, MASK_TOKEN, POS_TOKEN
+from rsvlm_zoo.tokens import IMAGE_TOKEN, MASK_TOKEN, POS_TOKEN
 
 IGNORE_INDEX = -100
 ImagePolicy = Literal["squash", "pad", "tile"]

@@ -8,11 +8,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from rsvlm_zoo.data.geometry import region_to_box, region_to_mask
+from rsvlm_zoo.data.validation import DataFormatError
+
+__all__ = ["DataFormatError", "Region", "Role", "Sample", "Turn"]
+
 Role = Literal["human", "gpt"]
-
-
-class DataFormatError(ValueError):
-    """A record in an annotation file cannot be used; the message names file, record and fix."""
 
 
 @dataclass
@@ -53,14 +54,10 @@ class Region:
         Raises:
             DataFormatError: when the stored mask or RLE has another size than the scene.
         """
-        from rsvlm_zoo.data.geometry import region_to_mask
-
         return region_to_mask(self, height, width)
 
     def to_box(self) -> tuple[float, float, float, float]:
         """Axis-aligned (x1, y1, x2, y2) pixel box, from the box or the tightest box of the mask geometry."""
-        from rsvlm_zoo.data.geometry import region_to_box
-
         return region_to_box(self)
 
 

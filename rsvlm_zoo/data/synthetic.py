@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from rsvlm_zoo.data.prompts import MGIMM_ATTRIBUTE_PROMPT, MGIMM_DESCRIPTION_PROMPT, OVERVIEW
 from rsvlm_zoo.data.schema import Region, Sample, Turn
+from rsvlm_zoo.tokens import MGIMM_ATTRIBUTE_PROMPT, MGIMM_DESCRIPTION_PROMPT, OVERVIEW, region_list
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (200, 40, 40),
@@ -250,8 +250,7 @@ class SyntheticRegionScenes:
             )
             for m, o in zip(masks, objects, strict=True)
         ]
-        names = ", ".join(f"region{k + 1}<mask><pos>" for k in range(len(objects)))
-        head = f"{OVERVIEW}There are {len(objects)} part regions in the picture: {names}.\n"
+        head = OVERVIEW + region_list(len(objects))
         order = [ask] if ask is not None else [int(k) for k in rng.permutation(len(objects))]
         turns: list[Turn] = []
         for j, k in enumerate(order):

@@ -40,7 +40,7 @@ from rsvlm_zoo.data.geometry import rasterise_polygons
 from rsvlm_zoo.data.images import ImageWindow, pixel_limit_problem
 from rsvlm_zoo.data.schema import DataFormatError, Region, Sample
 from rsvlm_zoo.data.validation import validate_region
-from rsvlm_zoo.tokenizer import MASK_TOKEN
+from rsvlm_zoo.tokens import MASK_TOKEN
 
 Window = tuple[int, int, int, int]
 

@@ -19,18 +19,26 @@ The rules:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
-
-from rsvlm_zoo.data.schema import DataFormatError
-
-if TYPE_CHECKING:
-    from rsvlm_zoo.data.schema import Region
 
 MARGIN = 2.0  # coordinates may lie this many image widths/heights outside the image (clipped objects)
 MARGIN_PIXELS = 64.0  # plus this many pixels, so small images and tiles keep some slack too
 MAX_COORDINATE = 2.0**20  # bound on any coordinate while the image size is unknown (1,048,576 px)
+
+
+class DataFormatError(ValueError):
+    """A record in an annotation file cannot be used; the message names file, record and fix."""
+
+
+class RegionGeometry(Protocol):
+    """What geometry checks and rasterisers read of a region (`rsvlm_zoo.data.schema.Region` is one)."""
+
+    mask: np.ndarray | None
+    polygons: list[np.ndarray] | None
+    rle: dict[str, Any] | None
+    box: tuple[float, float, float, float] | None
 
 
 def _bounds(size: int | None) -> tuple[float, float]:
@@ -194,7 +202,7 @@ def validate_size(width: Any, height: Any, what: str = "image size") -> None:
             raise DataFormatError(f"{what}: {name} {value!r} must be a positive whole number of pixels")
 
 
-def validate_region(region: Region, width: int | None, height: int | None) -> None:
+def validate_region(region: RegionGeometry, width: int | None, height: int | None) -> None:
     """Check every geometry a region carries against the rules in the module docstring.
 
     Args:

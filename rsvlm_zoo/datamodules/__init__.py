@@ -1,11 +1,16 @@
-"""LightningDataModules and the sample sources they read."""
+"""LightningDataModules; the sample sources they read live in `rsvlm_zoo.data.sources` (re-exported here)."""
 
-from rsvlm_zoo.datamodules.caption import CaptionDataModule, CaptionSource
-from rsvlm_zoo.datamodules.instruction import InstructionSource
-from rsvlm_zoo.datamodules.mixed import MixedSource
+from rsvlm_zoo.data.sources import (
+    AnnotationSource,
+    CaptionSource,
+    InstructionSource,
+    MixedSource,
+    SampleSource,
+    SyntheticSource,
+    TiledSource,
+)
+from rsvlm_zoo.datamodules.caption import CaptionDataModule
 from rsvlm_zoo.datamodules.region import RegionDataModule
-from rsvlm_zoo.datamodules.sources import AnnotationSource, SampleSource, SyntheticSource
-from rsvlm_zoo.datamodules.tiled import TiledSource
 
 __all__ = [
     "AnnotationSource",

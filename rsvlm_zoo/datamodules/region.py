@@ -15,10 +15,10 @@ from rsvlm_zoo.data.collate import RegionCollator
 from rsvlm_zoo.data.images import decode
 from rsvlm_zoo.data.processor import IMAGE_POLICIES, InputSpec, RegionProcessor, SkipSample
 from rsvlm_zoo.data.schema import DataFormatError, Sample
+from rsvlm_zoo.data.sources.base import SampleSource
+from rsvlm_zoo.data.sources.resumable import EpochSeededSampler
+from rsvlm_zoo.data.sources.tiled import tile_source
 from rsvlm_zoo.data.tiling import TileDropped, as_size
-from rsvlm_zoo.datamodules.resumable import EpochSeededSampler
-from rsvlm_zoo.datamodules.sources import SampleSource
-from rsvlm_zoo.datamodules.tiled import tile_source
 
 log = logging.getLogger(__name__)
 

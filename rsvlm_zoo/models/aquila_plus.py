@@ -6,19 +6,18 @@ from typing import Any, ClassVar
 
 import torch
 
+from rsvlm_zoo.batch import batch_to
 from rsvlm_zoo.data.processor import RegionProcessor
-from rsvlm_zoo.data.prompts import OVERVIEW
 from rsvlm_zoo.data.schema import Region, Sample, Turn
 from rsvlm_zoo.models.base import RegionVLM
 from rsvlm_zoo.models.blocks.encoders import ConvNeXtCLIPEncoder
 from rsvlm_zoo.models.blocks.llms import SMOLLM2, HFCausalLM
 from rsvlm_zoo.models.blocks.mask_extractor import MaskAwareExtractor
 from rsvlm_zoo.models.blocks.projectors import MLPProjector
-from rsvlm_zoo.models.inference import ImageLike, generation_batch, to_bool_mask, to_rgb_array
+from rsvlm_zoo.models.describe import ImageLike, generation_batch, to_bool_mask, to_rgb_array
 from rsvlm_zoo.models.lora import LoraSettings
 from rsvlm_zoo.registry import register_model
-
-DEFAULT_REGION_PROMPT = "What is {region}?"  # {region} becomes "regionK<mask><pos>"
+from rsvlm_zoo.tokens import DEFAULT_REGION_PROMPT, OVERVIEW, region_list, region_name
 
 VICUNA_7B_CONFIG: dict[str, Any] = {
     "model_type": "llama",
@@ -47,12 +46,6 @@ TINY_LLAMA_CONFIG: dict[str, Any] = {
     "num_key_value_heads": 4,
     "max_position_embeddings": 1024,
 }
-
-
-def region_list_prompt(num_regions: int) -> str:
-    """Osprey's region enumeration: "There are N part regions in the picture: region1<mask><pos>, ..."."""
-    listed = ", ".join(f"region{k}<mask><pos>" for k in range(1, num_regions + 1))
-    return f"There are {num_regions} part regions in the picture: {listed}."
 
 
 class AquilaPlus(RegionVLM):
@@ -102,9 +95,9 @@ class AquilaPlus(RegionVLM):
         for i, (img, masks) in enumerate(zip(arrays, regions, strict=True)):
             h, w = img.shape[:2]
             regs = [Region(mask=to_bool_mask(m, h, w, f"image {i}, region {k}")) for k, m in enumerate(masks)]
-            head = OVERVIEW + region_list_prompt(len(regs)) + "\n"
+            head = OVERVIEW + region_list(len(regs))
             for k in range(len(regs)):
-                question = head + prompt.format(region=f"region{k + 1}<mask><pos>")
+                question = head + prompt.format(region=region_name(k))
                 samples.append(
                     Sample(
                         image=img,
@@ -121,7 +114,7 @@ class AquilaPlus(RegionVLM):
             return [[] for _ in images]
         processor = RegionProcessor(self.input_spec(), max_length=1 << 30)
         batch = generation_batch(processor, samples, arrays, owners)
-        batch = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        batch = batch_to(batch, self.device)
         answers = self.generate(batch, max_new_tokens=max_new_tokens, **generate_kwargs)
         grouped: list[list[str]] = [[] for _ in images]
         for owner, answer in zip(owners, answers, strict=True):

@@ -12,21 +12,21 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
+from rsvlm_zoo.batch import Batch
 from rsvlm_zoo.data.processor import InputSpec, RegionProcessor
 from rsvlm_zoo.data.templates import get_template
-from rsvlm_zoo.models.answer_metrics import build_answer_metrics
-from rsvlm_zoo.models.blocks.config import register_own_class
+from rsvlm_zoo.evaluation.answer_metrics import build_answer_metrics, compute_scores
+from rsvlm_zoo.evaluation.records import prediction_records
 from rsvlm_zoo.models.blocks.encoders import VisionEncoder
 from rsvlm_zoo.models.blocks.llms import DTYPES, HFCausalLM
 from rsvlm_zoo.models.blocks.projectors import MLPProjector
 from rsvlm_zoo.models.blocks.regions import RegionBatch, RegionExtractor
-from rsvlm_zoo.models.checkpoint_contents import check_loadable, trim_checkpoint
 from rsvlm_zoo.models.lora import LoraSettings, apply_lora
-from rsvlm_zoo.models.model_config import CHECKPOINT_CONFIG_KEY, model_config
-from rsvlm_zoo.models.records import prediction_records
 from rsvlm_zoo.models.splice import scatter_tokens
-from rsvlm_zoo.models.stage_checkpoint import load_stage_checkpoint
-from rsvlm_zoo.tokenizer import IMAGE_TOKEN, MASK_TOKEN, POS_TOKEN
+from rsvlm_zoo.tokens import IMAGE_TOKEN, MASK_TOKEN, POS_TOKEN
+from rsvlm_zoo.weights.checkpoint_contents import check_loadable, trim_checkpoint
+from rsvlm_zoo.weights.model_config import CHECKPOINT_CONFIG_KEY, model_config, register_own_class
+from rsvlm_zoo.weights.stage_checkpoint import load_stage_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class RegionVLM(L.LightningModule):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        register_own_class(cls)  # model files may name the zoo's models (see models/blocks/config.py)
+        register_own_class(cls)  # model files may name the zoo's models (see weights/model_config.py)
 
     def __init__(
         self,
@@ -163,7 +163,10 @@ class RegionVLM(L.LightningModule):
         # Checkpoints leave out frozen pretrained tensors (see checkpoint_contents); on_load_checkpoint checks
         # what a checkpoint holds, so Lightning's own strict key matching is switched off.
         self.strict_loading = False
-        self.last_val_predictions: list[str] | None = None  # answers of the last evaluated batch (figure callback)
+        build_answer_metrics(eval_metrics)  # unknown names fail here, not after the first training epoch
+        # Answer metrics are registered on the module (they follow its device), one collection per split and
+        # evaluation set, built on the set's first batch and reset at the start of every evaluation epoch.
+        self.split_metrics = nn.ModuleDict({"val": nn.ModuleDict(), "test": nn.ModuleDict()})
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -248,7 +251,7 @@ class RegionVLM(L.LightningModule):
     def region_tokens(
         self,
         features: list[torch.Tensor],
-        batch: dict[str, Any],
+        batch: Batch,
         image_index: torch.Tensor,
         size: tuple[int, int],
         pixel_values: torch.Tensor,
@@ -263,7 +266,7 @@ class RegionVLM(L.LightningModule):
             tokens = self.extractor(features, regions)
         return self.projector(tokens) if self.project_regions else tokens
 
-    def inputs_embeds(self, batch: dict[str, Any]) -> torch.Tensor:
+    def inputs_embeds(self, batch: Batch) -> torch.Tensor:
         """Token embeddings with image and region tokens spliced in at their placeholders.
 
         When `batch["sequence_image_index"]` is given, `pixel_values` holds each unique image once and
@@ -297,12 +300,12 @@ class RegionVLM(L.LightningModule):
         """Dtype of the trained vision-side blocks (extractor, projector): the model's precision."""
         return next(self.projector.parameters()).dtype
 
-    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+    def forward(self, batch: Batch) -> torch.Tensor:
         """Language-modelling loss of a batch (mean over supervised tokens)."""
         return self.llm.supervised_loss(self.inputs_embeds(batch), batch["attention_mask"], batch["labels"])
 
     @torch.no_grad()
-    def generate(self, batch: dict[str, Any], max_new_tokens: int | None = None, **kwargs: Any) -> list[str]:
+    def generate(self, batch: Batch, max_new_tokens: int | None = None, **kwargs: Any) -> list[str]:
         """Greedy (by default) answers for a left-padded prompt batch.
 
         Runs in eval mode (no dropout, so the same input gives the same answer) and restores the mode it found.
@@ -325,7 +328,7 @@ class RegionVLM(L.LightningModule):
         return [t.strip() for t in tok.batch_decode(out, skip_special_tokens=True)]
 
     # ------------------------------------------------------------------ Lightning hooks
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         """One optimisation step on the language-modelling loss (a batch of only skipped samples is passed over)."""
         if batch is None:
             return None
@@ -340,50 +343,64 @@ class RegionVLM(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
         return loss
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
-        """Exact match of generated answers against references (batches built for generation)."""
-        self._score_answers(batch, "val", dataloader_idx)
+    def validation_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, list[str]]:
+        """Generate answers and score them; returns `{"predictions": answers}` (the figure callback reads them)."""
+        return {"predictions": self._score_answers(batch, "val", dataloader_idx)}
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
+    def test_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, list[str]]:
         """As validation, logged under `test/`."""
-        self._score_answers(batch, "test", dataloader_idx)
+        return {"predictions": self._score_answers(batch, "test", dataloader_idx)}
 
-    def _score_answers(self, batch: dict[str, Any] | None, prefix: str, dataloader_idx: int) -> None:
+    def _set_metrics(self, split: str, name: str) -> nn.ModuleDict:
+        """The metrics of evaluation set `name` in `split`, built (on this module's device) on first use."""
+        key = name.replace(".", "_")  # module names cannot hold dots
+        metrics = self.split_metrics[split]
+        if key not in metrics:
+            metrics[key] = nn.ModuleDict(build_answer_metrics(self.hparams.eval_metrics)).to(self.device)
+        self._active_sets[split].setdefault(name, key)
+        return metrics[key]
+
+    def _score_answers(self, batch: Batch | None, split: str, dataloader_idx: int) -> list[str]:
         if batch is None:
-            return
+            return []
         preds = self.generate(batch)
-        self.last_val_predictions = preds
         name = (batch.get("meta") or [{}])[0].get("eval_name") or f"set{dataloader_idx}"
-        metrics = self._eval_metrics.setdefault(name, build_answer_metrics(self.hparams.eval_metrics))
         references = batch.get("references") or [[r] for r in batch["answers"]]
-        for metric in metrics.values():
+        for metric in self._set_metrics(split, name).values():
             metric.update(preds, references)
         self._eval_records.setdefault(name, []).extend(prediction_records(batch, preds, self.llm.tokenizer))
+        return preds
 
-    def on_validation_epoch_start(self) -> None:
-        """Fresh metric state and prediction records per evaluation set."""
-        self._eval_metrics: dict[str, dict[str, Any]] = {}
+    def _start_evaluation(self, split: str) -> None:
+        """Reset the split's metric state and this run's prediction records."""
+        for metrics in self.split_metrics[split].values():
+            for metric in metrics.values():
+                metric.reset()
+        self._active_sets = {"val": {}, "test": {}}
         self._eval_records: dict[str, list[dict[str, Any]]] = {}
         self.eval_results: dict[str, dict[str, float]] = {}
 
-    on_test_epoch_start = on_validation_epoch_start
+    def on_validation_epoch_start(self) -> None:
+        """Fresh metric state and prediction records for this validation run."""
+        self._start_evaluation("val")
 
-    def _log_eval(self, prefix: str) -> None:
-        for name, metrics in self._eval_metrics.items():
-            results = self.eval_results.setdefault(name, {})
-            for key, metric in metrics.items():
-                value = metric.compute()
-                scores = value if isinstance(value, dict) else {key: value}
-                for score_name, score in scores.items():
-                    results[score_name] = float(score)
-                    self.log(f"{prefix}/{score_name}_{name}", float(score), add_dataloader_idx=False, sync_dist=False)
+    def on_test_epoch_start(self) -> None:
+        """Fresh metric state and prediction records for this test run."""
+        self._start_evaluation("test")
+
+    def _log_eval(self, split: str) -> None:
+        for name, key in self._active_sets[split].items():
+            scores = compute_scores(dict(self.split_metrics[split][key].items()))
+            self.eval_results[name] = scores
+            for score_name, score in scores.items():
+                self.log(f"{split}/{score_name}_{name}", score, add_dataloader_idx=False, sync_dist=False)
 
     @property
     def eval_records(self) -> dict[str, list[dict[str, Any]]]:
         """This process's prediction records of the last validation/test run, per evaluation set."""
         return getattr(self, "_eval_records", {})
 
-    def predict_step(self, batch: dict[str, Any] | None, batch_idx: int, dataloader_idx: int = 0) -> list[dict]:
+    def predict_step(self, batch: Batch | None, batch_idx: int, dataloader_idx: int = 0) -> list[dict]:
         """Greedy answers for a prompt batch, as records (sample id, prompt, answer, references)."""
         if batch is None:
             return []

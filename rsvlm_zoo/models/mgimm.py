@@ -6,9 +6,8 @@ from typing import Any, ClassVar
 
 import torch
 
+from rsvlm_zoo.batch import batch_to
 from rsvlm_zoo.data.processor import RegionProcessor
-from rsvlm_zoo.data.prompts import MGIMM_ATTRIBUTE_PROMPT as ATTRIBUTE_PROMPT
-from rsvlm_zoo.data.prompts import MGIMM_DESCRIPTION_PROMPT as DESCRIPTION_PROMPT
 from rsvlm_zoo.data.schema import Region, Sample, Turn
 from rsvlm_zoo.models.aquila_plus import TINY_LLAMA_CONFIG, VICUNA_7B_CONFIG
 from rsvlm_zoo.models.base import RegionVLM
@@ -16,9 +15,11 @@ from rsvlm_zoo.models.blocks.box_extractor import BoxRegionEncoder
 from rsvlm_zoo.models.blocks.encoders import ViTCLIPEncoder
 from rsvlm_zoo.models.blocks.llms import SMOLLM2, HFCausalLM
 from rsvlm_zoo.models.blocks.projectors import MLPProjector
-from rsvlm_zoo.models.inference import ImageLike, generation_batch, to_rgb_array
+from rsvlm_zoo.models.describe import ImageLike, generation_batch, to_rgb_array
 from rsvlm_zoo.models.lora import LoraSettings
 from rsvlm_zoo.registry import register_model
+from rsvlm_zoo.tokens import MGIMM_ATTRIBUTE_PROMPT as ATTRIBUTE_PROMPT
+from rsvlm_zoo.tokens import MGIMM_DESCRIPTION_PROMPT as DESCRIPTION_PROMPT
 
 
 class MGIMM(RegionVLM):
@@ -98,7 +99,7 @@ class MGIMM(RegionVLM):
         answers: list[str] = []
         if samples:
             batch = generation_batch(processor, samples, arrays, owners)
-            batch = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            batch = batch_to(batch, self.device)
             answers = self.generate(batch, max_new_tokens=max_new_tokens, **generate_kwargs)
         if task == "description":
             return answers

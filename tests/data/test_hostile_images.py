@@ -24,7 +24,7 @@ from rsvlm_zoo.data.processor import InputSpec
 from rsvlm_zoo.data.schema import DataFormatError, Region, Sample, Turn
 from rsvlm_zoo.data.tiling import axis_count, axis_starts
 from rsvlm_zoo.datamodules import RegionDataModule, TiledSource
-from rsvlm_zoo.tokenizer import build_tiny_tokenizer
+from rsvlm_zoo.tokens import build_tiny_tokenizer
 from tests.sources import ListSource
 
 SMALL_LIMIT = 1_000_000

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 from rsdata_helpers import osprey_record, write_image, write_json
 
-from rsvlm_zoo.data.check import check_dataset, data_main
+from rsvlm_zoo.cli.data import data_main
+from rsvlm_zoo.data.check import check_dataset
 from rsvlm_zoo.data.instructions import category_task, detailed_description_task, region_caption_task
-from rsvlm_zoo.data.prompts import OVERVIEW
 from rsvlm_zoo.data.readers import read_annotations
 from rsvlm_zoo.data.schema import DataFormatError, Region, Sample
+from rsvlm_zoo.tokens import OVERVIEW
 
 
 def scene(n=2):

@@ -10,9 +10,9 @@ import pytest
 from jsonargparse import ArgumentParser
 
 from rsvlm_zoo.data.schema import Region, Sample
+from rsvlm_zoo.data.sources.base import SampleSource
+from rsvlm_zoo.data.sources.mixed import apportion
 from rsvlm_zoo.datamodules import MixedSource, RegionDataModule, TiledSource
-from rsvlm_zoo.datamodules.mixed import apportion
-from rsvlm_zoo.datamodules.sources import SampleSource
 
 
 class Named(SampleSource):

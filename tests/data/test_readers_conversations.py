@@ -6,9 +6,9 @@ import pytest
 from rsdata_helpers import osprey_record, write_image, write_json
 
 from rsvlm_zoo.data.box_codec import BoxCodec
-from rsvlm_zoo.data.prompts import MGIMM_ATTRIBUTE_PROMPT, OVERVIEW
 from rsvlm_zoo.data.readers import read_annotations
 from rsvlm_zoo.data.schema import DataFormatError
+from rsvlm_zoo.tokens import MGIMM_ATTRIBUTE_PROMPT, OVERVIEW
 
 
 def test_osprey_conversation(tmp_path):

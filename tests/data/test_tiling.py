@@ -16,7 +16,7 @@ from rsvlm_zoo.data.processor import InputSpec, RegionProcessor
 from rsvlm_zoo.data.schema import DataFormatError, Region, Sample, Turn
 from rsvlm_zoo.data.tiling import TileDropped, clip_region, mask_patch, rle_patch, tile_sample, tile_windows
 from rsvlm_zoo.datamodules import AnnotationSource, InstructionSource, RegionDataModule, TiledSource
-from rsvlm_zoo.tokenizer import build_tiny_tokenizer
+from rsvlm_zoo.tokens import build_tiny_tokenizer
 from tests.sources import ListSource
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)

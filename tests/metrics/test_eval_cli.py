@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from rsvlm_zoo.cli.eval import eval_main
 from rsvlm_zoo.metrics import CaptionMetrics
-from rsvlm_zoo.metrics.eval_cli import eval_main
 from tests.metrics.conftest import SHARED_DATA
 
 COCO = {

@@ -9,7 +9,7 @@ from rsvlm_zoo.datamodules import RegionDataModule, SyntheticSource
 from rsvlm_zoo.models import AquilaPlus
 from rsvlm_zoo.models.aquila_plus import TINY_LLAMA_CONFIG
 from rsvlm_zoo.models.blocks.llms import HFCausalLM
-from rsvlm_zoo.models.checkpoint_contents import MARKER, check_loadable
+from rsvlm_zoo.weights.checkpoint_contents import MARKER, check_loadable
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rsvlm_zoo import build_model
-from rsvlm_zoo.export import export_model, from_pretrained
+from rsvlm_zoo.weights.export import export_model, from_pretrained
 from tests.models.test_aquila_plus import train_batch
 
 

@@ -11,10 +11,10 @@ from transformers import AutoModelForCausalLM
 from rsvlm_zoo import build_model, from_pretrained
 from rsvlm_zoo.cli import main as rsvlm
 from rsvlm_zoo.datamodules import RegionDataModule, SyntheticSource
-from rsvlm_zoo.export import export_model
 from rsvlm_zoo.models import AquilaPlus
 from rsvlm_zoo.models.aquila_plus import TINY_LLAMA_CONFIG
 from rsvlm_zoo.models.blocks.llms import HFCausalLM
+from rsvlm_zoo.weights.export import export_model
 
 
 @pytest.fixture(scope="module")
@@ -153,10 +153,10 @@ def test_rsvlm_export_from_a_lightning_checkpoint(tmp_path, capsys):
     ckpt = tmp_path / "run.ckpt"
     trainer.save_checkpoint(ckpt)
 
-    assert rsvlm(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "export")]) == 0
+    assert rsvlm(["export", "--model", str(ckpt), "--out", str(tmp_path / "export")]) == 0
     assert "model.safetensors" in capsys.readouterr().out
     assert_same_state(model, from_pretrained(tmp_path / "export"))
     assert_same_state(model, from_pretrained(ckpt))  # the checkpoint alone rebuilds the model too
 
-    assert rsvlm(["export", "--checkpoint", str(tmp_path / "missing.ckpt"), "--out", str(tmp_path / "x")]) == 1
-    assert "missing.ckpt does not exist" in capsys.readouterr().err
+    assert rsvlm(["export", "--model", str(tmp_path / "missing.ckpt"), "--out", str(tmp_path / "x")]) == 1
+    assert "missing.ckpt (and it is not a registered model name)" in capsys.readouterr().err

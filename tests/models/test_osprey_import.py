@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from rsvlm_zoo import build_model
-from rsvlm_zoo.models.osprey_import import load_llava_projector, load_osprey_state_dict
+from rsvlm_zoo.weights.osprey_import import load_llava_projector, load_osprey_state_dict
 
 
 def osprey_state(model) -> dict[str, torch.Tensor]:
@@ -15,9 +15,7 @@ def osprey_state(model) -> dict[str, torch.Tensor]:
     state = {}
     for i, level in enumerate(["res2", "res3", "res4", "res5"]):
         for kind in ("weight", "bias"):
-            state[f"mask_extractor.{level}.{kind}"] = torch.randn(
-                getattr(ext.level_proj[i], kind).shape, generator=g
-            )
+            state[f"mask_extractor.{level}.{kind}"] = torch.randn(getattr(ext.level_proj[i], kind).shape, generator=g)
     for kind in ("weight", "bias"):
         state[f"mask_extractor.feat_linear.{kind}"] = torch.randn(getattr(ext.mask_proj, kind).shape, generator=g)
         for j, ours in enumerate([0, 2, 4]):
@@ -97,7 +95,7 @@ def test_a_sharded_osprey_checkpoint_imports_under_lora_with_osprey_sized_embedd
 
 
 def test_an_osprey_shard_that_needs_pickle_is_refused(tmp_path):
-    from rsvlm_zoo.pretrained import UnsafeWeightsError
+    from rsvlm_zoo.weights.pretrained import UnsafeWeightsError
 
     model = build_model("aquila_plus_tiny", extractor={"pool_pixels": False})
     folder = write_sharded(osprey_state(model), tmp_path / "osprey")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rsvlm_zoo.data.prompts import MGIMM_ATTRIBUTE_PROMPT
 from rsvlm_zoo.data.readers._common import (
     RecordErrors,
     check_box,
@@ -18,6 +17,7 @@ from rsvlm_zoo.data.readers._common import (
 from rsvlm_zoo.data.readers.captions import default_image_dir
 from rsvlm_zoo.data.readers.turns import check_image_token, load_list, parse_conversation
 from rsvlm_zoo.data.schema import DataFormatError, Region, Sample, Turn
+from rsvlm_zoo.tokens import MGIMM_ATTRIBUTE_PROMPT
 
 
 def read_mgimm_region(

@@ -6,9 +6,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from rsvlm_zoo.data.prompts import OVERVIEW
 from rsvlm_zoo.data.readers._common import expect, load_json
 from rsvlm_zoo.data.schema import DataFormatError, Turn
+from rsvlm_zoo.tokens import OVERVIEW, region_list
 
 ROLES = {"human": "human", "user": "human", "gpt": "gpt", "assistant": "gpt", "model": "gpt"}
 MASK = "<mask><pos>"
@@ -76,8 +76,7 @@ def osprey_prefix(turns: list[Turn], n_regions: int) -> list[Turn]:
 
     `<regionK>` in the raw text becomes `regionK`, as Osprey's loader does.
     """
-    names = ", ".join(f"region{k + 1}{MASK}" for k in range(n_regions))
-    head = f"{OVERVIEW}There are {n_regions} part regions in the picture: {names}.\n"
+    head = OVERVIEW + region_list(n_regions)
     out = [Turn(t.role, _REGION_NAME.sub(r"\1", t.text)) for t in turns]
     out[0] = Turn("human", head + out[0].text)
     return out

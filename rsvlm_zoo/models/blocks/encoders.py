@@ -9,14 +9,14 @@ import timm
 import torch
 from torch import nn
 
-from rsvlm_zoo.models.blocks.config import RecordsInitArgs
-from rsvlm_zoo.models.blocks.encoder_weights import (
+from rsvlm_zoo.weights.encoder_weights import (
     EncoderWeights,
     load_convnext_weights,
     load_vit_weights,
     read_encoder_weights,
     vit_model_kwargs,
 )
+from rsvlm_zoo.weights.model_config import RecordsInitArgs
 
 
 class VisionEncoder(RecordsInitArgs, nn.Module):
@@ -85,7 +85,7 @@ class ConvNeXtCLIPEncoder(VisionEncoder):
         weights: Local weight file, or a directory holding one, always loaded when given: timm's layout
             (`model.safetensors`/`pytorch_model.bin` of `timm/<model_name>`) or OpenCLIP's
             `open_clip_pytorch_model.bin` (e.g. `convnext_large_d_320`, the image trunk under `visual.trunk.*`).
-            The layout is told from the keys; see `rsvlm_zoo.models.blocks.encoder_weights`.
+            The layout is told from the keys; see `rsvlm_zoo.weights.encoder_weights`.
         input_size: (height, width) the model runs at; any multiple of 32 (512 default for CLIP ConvNeXt-L).
         image_level: Level whose cells become image tokens (2 = stride 16).
         mean: Normalisation mean.

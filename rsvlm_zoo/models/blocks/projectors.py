@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rsvlm_zoo.models.blocks.config import RecordsInitArgs
+from rsvlm_zoo.weights.model_config import RecordsInitArgs
 
 
 class MLPProjector(RecordsInitArgs, nn.Module):

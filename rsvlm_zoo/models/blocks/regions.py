@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from rsvlm_zoo.models.blocks.config import RecordsInitArgs
+from rsvlm_zoo.weights.model_config import RecordsInitArgs
 
 
 @dataclass

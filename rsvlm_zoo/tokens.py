@@ -1,4 +1,10 @@
-"""An offline word-level tokenizer for the tiny models, built in memory from a shipped vocabulary."""
+"""The one truth of the zoo's special tokens and of the published region wordings.
+
+- `<image>`, `<mask>`, `<pos>`: the placeholders the data layer writes and the models fill;
+- the Osprey/Aquila region wording ("There are N part regions in the picture: region1<mask><pos>, ...") and the
+  MGIMM prompts, written once here and used by the readers, the generated scenes and `describe()`;
+- the offline word-level tokenizer of the tiny members, built in memory from a shipped vocabulary.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,27 @@ MASK_TOKEN = "<mask>"
 POS_TOKEN = "<pos>"
 REGION_TOKENS = (MASK_TOKEN, POS_TOKEN)
 SPECIAL_TOKENS = {"unk_token": "<unk>", "pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>"}
+REGION = MASK_TOKEN + POS_TOKEN  # how one region reference is written in a conversation
+
+# Published instruction wordings (Osprey's dataset code; MGIMM's prompts).
+OVERVIEW = "<image>\nThis provides an overview of the picture.\n"
+MGIMM_ATTRIBUTE_PROMPT = (
+    "<image>\n Based on the provided region of the remote sensing image, describe the basic attributes of the main "
+    "objects in that region."
+)
+MGIMM_DESCRIPTION_PROMPT = "<image>\nDescribe this remote sensing image in detail."
+DEFAULT_REGION_PROMPT = "What is {region}?"  # describe()'s question; {region} becomes "regionK<mask><pos>"
+
+
+def region_name(k: int) -> str:
+    """The k-th region (0-based) as a conversation names it: `region{k+1}<mask><pos>`."""
+    return f"region{k + 1}{REGION}"
+
+
+def region_list(num_regions: int) -> str:
+    """Osprey's region enumeration and newline: `There are N part regions in the picture: region1<mask><pos>, ...`."""
+    names = ", ".join(region_name(k) for k in range(num_regions))
+    return f"There are {num_regions} part regions in the picture: {names}.\n"
 
 
 def _vocabulary() -> list[str]:

@@ -1,9 +1,16 @@
-"""`rsvlm eval`: score caption predictions against references with the coco-caption suite.
+"""`rsvlm eval`: score predictions again, from a run's own records or against a caption reference file.
 
 Usage::
 
+    rsvlm eval --predictions runs/x/eval/predictions_<set>.jsonl [--metrics exact_match,caption]
     rsvlm eval --predictions preds.jsonl --references refs.json [--output metrics.json]
                [--split test] [--spice [--corenlp-dir DIR]] [--tokenizer ptb|none] [--no-meteor]
+
+Without `--references`, the predictions are the records `rsvlm test` (`<root>/eval/predictions_<set>.jsonl`) and
+`rsvlm predict` (`<root>/predictions.jsonl`) write (`rsvlm_zoo.evaluation.records`): each line carries its
+`answer` and `references`. They are scored per `eval_set` with `--metrics` (names as a model's `eval_metrics`,
+default `caption`: the coco-caption suite), and `--output` holds `{set: {metric: score}}`, the shape and the
+numbers of the run's own `metrics.json` when the same metrics are asked for.
 
 Predictions (`--predictions`) are JSON Lines, one object per image::
 
@@ -39,6 +46,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from rsvlm_zoo.evaluation.answer_metrics import KNOWN, build_answer_metrics, score_records
+from rsvlm_zoo.evaluation.records import RecordFileError, read_records
+from rsvlm_zoo.evaluation.writers import markdown_table, strict_json
 from rsvlm_zoo.metrics.caption_io import (
     CaptionDataError,
     load_predictions,
@@ -59,7 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
         "numbers identical to coco-caption (pycocoevalcap).",
     )
     parser.add_argument("--predictions", required=True, type=Path, help="JSON Lines: {image_id, caption} per line")
-    parser.add_argument("--references", required=True, type=Path, help="COCO caption JSON or Karpathy JSON")
+    parser.add_argument(
+        "--references", type=Path, default=None, help="COCO caption or Karpathy JSON (default: the records' own)"
+    )
+    parser.add_argument(
+        "--metrics",
+        type=_metric_names,
+        default=("caption",),
+        help=f"comma-separated metrics for records ({', '.join(KNOWN)}); default caption",
+    )
     parser.add_argument("--output", type=Path, default=Path("metrics.json"), help="metrics JSON to write")
     parser.add_argument("--split", default="test", help="Karpathy split to use ('all': every image)")
     parser.add_argument("--spice", action="store_true", help="also compute SPICE (needs CoreNLP 3.6.0 jars)")
@@ -67,6 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-meteor", action="store_true", help="skip METEOR")
     parser.add_argument("--tokenizer", choices=("ptb", "none"), default="ptb", help="ptb: as coco-caption")
     return parser
+
+
+def _metric_names(text: str) -> tuple[str, ...]:
+    """`--metrics a,b`: known metric names (argparse type)."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in KNOWN]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"unknown metric(s) {unknown or text!r}; known: {', '.join(KNOWN)}")
+    return names
 
 
 def format_table(scores: dict[str, float | None], num_images: int) -> str:
@@ -133,6 +160,13 @@ def eval_main(argv: list[str] | None = None) -> int:
         return 1
     from rsvlm_zoo.metrics.caption import CaptionMetrics
 
+    if args.references is None:
+        return _eval_records(args)
+    if args.metrics != ("caption",):
+        print(
+            "rsvlm eval: error: --metrics scores records; with --references the caption suite is used", file=sys.stderr
+        )
+        return 2
     try:
         refs = _read(args.references, "references", lambda: load_references(args.references, split=args.split))
         predictions = _read(args.predictions, "predictions", lambda: load_predictions(args.predictions))
@@ -160,6 +194,37 @@ def eval_main(argv: list[str] | None = None) -> int:
     try:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(scores, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    except OSError as err:
+        print(f"rsvlm eval: error: cannot write {args.output}: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _records_metrics(args: argparse.Namespace) -> dict[str, Any]:
+    """Fresh metric objects for one evaluation set; `caption` takes the command's caption options."""
+    from rsvlm_zoo.metrics.caption import CaptionMetrics
+
+    built = build_answer_metrics([n for n in args.metrics if n != "caption"])
+    if "caption" in args.metrics:
+        built["caption"] = CaptionMetrics(
+            meteor=not args.no_meteor, spice=args.spice, corenlp_dir=args.corenlp_dir, tokenizer=args.tokenizer
+        )
+    return {name: built[name] for name in args.metrics}
+
+
+def _eval_records(args: argparse.Namespace) -> int:
+    """Score a run's own prediction records per evaluation set; write `{set: {metric: score}}`."""
+    try:
+        records = read_records(args.predictions)
+        results = score_records(records, lambda: _records_metrics(args))
+    except (RecordFileError, JavaNotFoundError, SpiceModelsNotFoundError) as exc:
+        print(f"rsvlm eval: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    print(markdown_table(results) + f"({len(records)} records)")
+    try:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(strict_json(results, indent=2) + "\n", encoding="utf-8")
     except OSError as err:
         print(f"rsvlm eval: error: cannot write {args.output}: {err}", file=sys.stderr)
         return 1

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from rsvlm_zoo.data.schema import Sample
-from rsvlm_zoo.datamodules.sources import SampleSource
+from rsvlm_zoo.data.sources.base import SampleSource
 
 
 def apportion(total: int, weights: Sequence[float]) -> list[int]:
@@ -120,7 +120,7 @@ class MixedSource(SampleSource):
 
     def tiled(self, tile_size: int | tuple[int, int], overlap: int = 0, min_visible: float = 0.5) -> SampleSource:
         """The mixture of the tiled sources (drawn over tiles, same weights and seed)."""
-        from rsvlm_zoo.datamodules.tiled import tile_source
+        from rsvlm_zoo.data.sources.tiled import tile_source
 
         tiled = [tile_source(s, tile_size, overlap, min_visible) for s in self.sources]
         return MixedSource(tiled, self.weights, self.num_samples, self.seed)

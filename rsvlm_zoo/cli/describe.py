@@ -8,7 +8,7 @@ Usage::
                    [--task attributes|description] [--device DEVICE] [--json out.json]
 
 `--model` is a path when one exists there (an exported directory or a Lightning checkpoint, loaded by
-`rsvlm_zoo.export.from_pretrained`), otherwise a registered name (`rsvlm_zoo.list_models()`), built with
+`rsvlm_zoo.weights.export.from_pretrained`), otherwise a registered name (`rsvlm_zoo.list_models()`), built with
 `build_model(name, pretrained=...)` and then given `--checkpoint`'s weights. A model file that is no Lightning
 checkpoint (a text file, an image, a truncated archive) is refused before it is unpickled (`check_model_file`).
 Regions are read as `rsvlm visualize` reads them: an
@@ -24,7 +24,7 @@ NaN or Infinity: every number in it is finite by construction, and a non-finite 
 
 `--boxes` are checked before any model is built: each box is four finite numbers (`NaN`/`Infinity` literals
 are refused while parsing) with x1 < x2, y1 < y2, within `rsvlm_zoo.data.validation.MARGIN` image sizes of the
-scene. `--masks` holds at most `rsvlm_zoo.visualize_cli.MAX_REGIONS` regions.
+scene. `--masks` holds at most `rsvlm_zoo.cli.scene_inputs.MAX_REGIONS` regions.
 
 Exit status: 0 on success; 1 when an input or the model cannot be used (one line on stderr, `rsvlm describe:
 error: ...`, naming the file, the record and the reason); 2 for bad arguments, including `--task` for a mask
@@ -41,22 +41,13 @@ from typing import Any
 
 import numpy as np
 
+from rsvlm_zoo.cli.model_args import ModelInputError, ModelUsageError, add_model_arguments, load_model
+from rsvlm_zoo.cli.scene_inputs import SceneInputError, add_region_arguments, as_region, load_regions
 from rsvlm_zoo.data.images import load_image
 from rsvlm_zoo.data.schema import DataFormatError, Region
-from rsvlm_zoo.model_files import check_model_file, loading_model_file
 from rsvlm_zoo.registry import UnknownModelError
-from rsvlm_zoo.visualize_cli import VisualizeInputError, add_region_arguments, as_region, load_regions
 
 TASKS = ("attributes", "description")
-MODEL_FILE_SUFFIXES = (".ckpt", ".pt", ".pth", ".safetensors")
-
-
-class DescribeUsageError(ValueError):
-    """Arguments of `rsvlm describe` that do not go together (exit status 2)."""
-
-
-class DescribeInputError(ValueError):
-    """An input of `rsvlm describe` (a file or the model) cannot be used (exit status 1)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,12 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rsvlm describe", description="Answer a question about every region of a scene with a region VLM."
     )
-    parser.add_argument(
-        "--model", required=True, help="registered model name, exported model directory or Lightning checkpoint"
-    )
+    add_model_arguments(parser, required=True)
     add_region_arguments(parser, "COCO instances JSON; the record of --image is used")
-    parser.add_argument("--checkpoint", default=None, help="weights for a registered --model (checkpoint or export)")
-    parser.add_argument("--pretrained", action="store_true", help="build a registered --model with pretrained weights")
     parser.add_argument("--prompt", default=None, help="question (default: the model's own)")
     parser.add_argument("--max-new-tokens", type=int, default=None, help="generation length (default: the model's)")
     parser.add_argument(
@@ -80,53 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _looks_like_path(model: str) -> bool:
-    return "/" in model or "\\" in model or model.endswith(MODEL_FILE_SUFFIXES)
-
-
-def load_model(model: str, checkpoint: str | None = None, pretrained: bool = False) -> Any:
-    """The model named by `--model`: an existing path through `from_pretrained`, else a registered name.
-
-    Raises:
-        DescribeUsageError: `checkpoint` or `pretrained` given with a model path.
-        DescribeInputError: a path-like `model` that does not exist, or a file that is no usable model (also for
-            `checkpoint`).
-        UnknownModelError: a name that is not registered.
-    """
-    path = Path(model)
-    if path.exists():
-        if checkpoint is not None or pretrained:
-            raise DescribeUsageError(
-                "--checkpoint and --pretrained go with a registered model name; "
-                f"{model} is a path and brings its own weights"
-            )
-        from rsvlm_zoo.export import from_pretrained
-
-        check_model_file(path)
-        with loading_model_file(model, passthrough=(DescribeInputError, UnknownModelError)):
-            return from_pretrained(path)
-    if _looks_like_path(model):
-        raise DescribeInputError(f"model file not found: {model} (and it is not a registered model name)")
-    from rsvlm_zoo.export import load_weights
-    from rsvlm_zoo.registry import build_model
-
-    if checkpoint is not None:
-        check_model_file(checkpoint)  # before the model is built: a wrong file fails fast
-    built = build_model(model, pretrained=pretrained)
-    if checkpoint is not None:
-        with loading_model_file(checkpoint, passthrough=(DescribeInputError, UnknownModelError)):
-            load_weights(built, checkpoint)
-    return built
-
-
 def region_kind(model: Any) -> str:
     """`"mask"` or `"box"`: the region geometry the model's `describe()` takes.
 
     Raises:
-        DescribeInputError: when the model has no `describe()`.
+        ModelInputError: when the model has no `describe()`.
     """
     if not callable(getattr(model, "describe", None)):
-        raise DescribeInputError(f"{type(model).__name__} has no describe() method")
+        raise ModelInputError(f"{type(model).__name__} has no describe() method")
     return "box" if model.input_spec().region_kind == "box" else "mask"
 
 
@@ -152,7 +100,7 @@ def describe_regions(
         One answer per region, or, for `task="description"`, the scene's description.
 
     Raises:
-        DescribeUsageError: `task` given for a mask model.
+        ModelUsageError: `task` given for a mask model.
     """
     height, width = image.shape[:2]
     if region_kind(model) == "box":
@@ -161,7 +109,7 @@ def describe_regions(
         out = model.describe([image], [boxes], prompt=prompt, max_new_tokens=max_new_tokens, task=task)
         return out[0] if task == "description" else list(out[0])
     if task is not None:
-        raise DescribeUsageError(f"--task applies to box models only; {type(model).__name__} takes masks")
+        raise ModelUsageError(f"--task applies to box models only; {type(model).__name__} takes masks")
     masks = [r.to_mask(height, width) for r in regions]
     return list(model.describe([image], [masks], prompt=prompt, max_new_tokens=max_new_tokens)[0])
 
@@ -206,15 +154,15 @@ def _one_line(text: str) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     if not args.image.is_file():
-        raise DescribeInputError(f"image file not found: {args.image}")
+        raise ModelInputError(f"image file not found: {args.image}")
     if args.json is not None and args.json.is_dir():
-        raise DescribeInputError(f"--json {args.json} is a directory; give the JSON file to write")
+        raise ModelInputError(f"--json {args.json} is a directory; give the JSON file to write")
     image = load_image(args.image)
     height, width = image.shape[:2]
     regions = [as_region(r) for r in load_regions(args, width, height)]
     source = args.masks or args.instances or args.boxes
     if not regions:
-        raise DescribeInputError(f"{source}: holds no regions; nothing to describe")
+        raise ModelInputError(f"{source}: holds no regions; nothing to describe")
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -231,12 +179,12 @@ def _run(args: argparse.Namespace) -> int:
         try:
             text = json.dumps(record, indent=2, ensure_ascii=False, allow_nan=False)
         except ValueError as err:  # boxes are validated finite, so this is a bug, reported rather than written
-            raise DescribeInputError(f"{args.json}: not written, the record holds a non-finite number ({err})") from err
+            raise ModelInputError(f"{args.json}: not written, the record holds a non-finite number ({err})") from err
         try:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(text + "\n", encoding="utf-8")
         except OSError as err:
-            raise DescribeInputError(f"cannot write {args.json}: {err}") from err
+            raise ModelInputError(f"cannot write {args.json}: {err}") from err
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
 
@@ -253,13 +201,13 @@ def describe_main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return _run(args)
-    except DescribeUsageError as err:
+    except ModelUsageError as err:
         print(f"rsvlm describe: error: {_one_line(str(err))}", file=sys.stderr)
         return 2
     except UnknownModelError as err:
         print(f"rsvlm describe: error: {err}", file=sys.stderr)
         return 1
-    except (DescribeInputError, VisualizeInputError, DataFormatError, ValueError, OSError, RecursionError) as err:
+    except (ModelInputError, SceneInputError, DataFormatError, ValueError, OSError, RecursionError) as err:
         print(f"rsvlm describe: error: {_one_line(str(err)) or type(err).__name__}", file=sys.stderr)
         return 1
 

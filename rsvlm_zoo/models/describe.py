@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rsvlm_zoo.batch import Batch
 from rsvlm_zoo.data.collate import RegionCollator
 from rsvlm_zoo.data.processor import RegionProcessor
 from rsvlm_zoo.data.schema import Sample
@@ -52,7 +53,7 @@ def to_bool_mask(mask: Any, height: int, width: int, where: str) -> np.ndarray:
 
 def generation_batch(
     processor: RegionProcessor, samples: list[Sample], images: list[np.ndarray], sample_image: list[int]
-) -> dict[str, Any]:
+) -> Batch:
     """Process prompt-only samples and collate them left-padded, each unique image encoded once.
 
     Args:

@@ -14,11 +14,9 @@ An exported directory holds:
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +24,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from rsvlm_zoo.model_files import check_model_file, loading_model_file
-from rsvlm_zoo.models.checkpoint_contents import kept_keys
-from rsvlm_zoo.models.model_config import CHECKPOINT_CONFIG_KEY, build_from_config, model_config
+from rsvlm_zoo.weights.checkpoint_contents import kept_keys
+from rsvlm_zoo.weights.model_config import CHECKPOINT_CONFIG_KEY, build_from_config, model_config
 
-FORMAT = "rsvlm_zoo.export"
+FORMAT = "rsvlm_zoo.export"  # the on-disk format name, kept as written by every release
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -235,7 +232,7 @@ def from_pretrained(path: str | Path) -> nn.Module:
 
 def load_checkpoint_weights(model: nn.Module, path: str | Path, checkpoint: dict[str, Any] | None = None) -> nn.Module:
     """Load a Lightning checkpoint's tensors into `model` after checking they fit."""
-    from rsvlm_zoo.models.checkpoint_contents import check_loadable
+    from rsvlm_zoo.weights.checkpoint_contents import check_loadable
 
     if checkpoint is None:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
@@ -252,34 +249,3 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist (expected an exported directory or a .ckpt file)")
     return load_checkpoint_weights(model, path)
-
-
-def export_main(argv: list[str]) -> int:
-    """`rsvlm export --checkpoint RUN.ckpt --out DIR [--merge] [--overwrite]`.
-
-    Returns:
-        0 when the directory was written; 1 when the checkpoint cannot be used or `--out` cannot be written (one
-        line on stderr, `rsvlm export: error: ...`, naming the file and the reason; a file that is no Lightning
-        checkpoint is refused before it is unpickled); 2 for bad arguments.
-    """
-    parser = argparse.ArgumentParser(prog="rsvlm export", description="Write a deployable model directory.")
-    parser.add_argument("--checkpoint", required=True, help="Lightning checkpoint of an rsvlm_zoo model, or an export")
-    parser.add_argument("--out", required=True, help="directory to write")
-    parser.add_argument("--merge", action="store_true", help="merge the LoRA adapter into the LLM")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:  # argparse: 2 for bad arguments, 0 for --help
-        return int(exit_.code or 0)
-    try:
-        check_model_file(args.checkpoint)
-        with loading_model_file(args.checkpoint):
-            model = from_pretrained(args.checkpoint)
-        out = export_model(model, args.out, merge=args.merge, overwrite=args.overwrite)
-    except (ValueError, OSError, RecursionError) as err:  # FileNotFoundError and FileExistsError are OSErrors
-        print(f"rsvlm export: error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 1
-    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    size = sum((out / f).stat().st_size for f in files)
-    print(f"wrote {out} ({len(files)} files, {size / 2**20:.1f} MiB): {', '.join(files)}")
-    return 0

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from PIL import Image, ImageDraw
 
-from rsvlm_zoo.visualize import load_font, region_colour
+from rsvlm_zoo.viz.regions import load_font, region_colour
 
 BACKGROUND = (255, 255, 255)
 AXIS_COLOUR = (60, 60, 60)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 from rsvlm_zoo.data.schema import DataFormatError, Sample
+from rsvlm_zoo.data.sources.base import SampleSource
 from rsvlm_zoo.data.tiling import Window, as_size, coarse_box, tile_sample, tile_windows, touches
-from rsvlm_zoo.datamodules.sources import SampleSource
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from rsvlm_zoo.data.instructions import TASKS
 from rsvlm_zoo.data.schema import Sample
-from rsvlm_zoo.datamodules.sources import SampleSource
+from rsvlm_zoo.data.sources.base import SampleSource
 
 
 class InstructionSource(SampleSource):
@@ -39,6 +39,6 @@ class InstructionSource(SampleSource):
 
     def tiled(self, tile_size: int | tuple[int, int], overlap: int = 0, min_visible: float = 0.5) -> SampleSource:
         """Instructions built per tile of the tiled inner source."""
-        from rsvlm_zoo.datamodules.tiled import tile_source
+        from rsvlm_zoo.data.sources.tiled import tile_source
 
         return InstructionSource(tile_source(self.source, tile_size, overlap, min_visible), self.task, self.options)

@@ -80,9 +80,7 @@ def check_model_file(path: str | Path, allow_safetensors: bool = False) -> None:
 
 
 @contextlib.contextmanager
-def loading_model_file(
-    path: str | Path | None, passthrough: tuple[type[BaseException], ...] = ()
-) -> Iterator[None]:
+def loading_model_file(path: str | Path | None, passthrough: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
     """Run a model load, turning what a file of another kind makes the loaders raise into `ModelFileError`.
 
     Errors that already explain themselves pass through: `passthrough` kinds untouched, a `ValueError` (a

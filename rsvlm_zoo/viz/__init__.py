@@ -1,0 +1,1 @@
+"""Figures: numbered regions with their answers (`regions`), training curves (`curves`)."""
