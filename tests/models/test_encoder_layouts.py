@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 
 from rsvlm_zoo.models.blocks.encoders import ConvNeXtCLIPEncoder, ViTCLIPEncoder
 from rsvlm_zoo.weights.encoder_weights import WeightsLayoutError
-from rsvlm_zoo.weights.pretrained import UnsafeWeightsError
+from rsvlm_zoo.weights.pretrained import PRETRAINED_CFGS, UnsafeWeightsError
 
 CONVNEXT = "convnext_large_mlp.clip_laion2b_ft_soup_320"
 VIT = "vit_large_patch14_clip_336.openai"
@@ -55,9 +55,13 @@ def _hf_vit_l_336_config(**overrides):
 
 @pytest.fixture(scope="module")
 def timm_vit_file(tmp_path_factory):
-    """Full-size `vit_large_patch14_clip_336.openai` in timm's hub layout, and timm's block -2 at 336 px."""
+    """Full-size `vit_large_patch14_clip_336.openai` in timm's hub layout, and timm's block -2 at 336 px.
+
+    The reference runs QuickGELU, the activation OpenAI trained these weights with, which the pretrained
+    configuration gives the encoder (timm's own model of this name runs GELU).
+    """
     torch.manual_seed(0)
-    ref = timm.create_model(VIT, pretrained=False).eval()
+    ref = timm.create_model(VIT, pretrained=False, act_layer="quick_gelu").eval()
     path = tmp_path_factory.mktemp("timm_vit") / "model.safetensors"
     save_file(ref.state_dict(), str(path))
     x = _image((336, 336))
@@ -119,11 +123,25 @@ def test_timm_vit_layout_matches_timm_at_native_size(timm_vit_file):
     assert diff <= TOL
 
 
+def test_openai_vit_defaults_come_from_its_pretrained_configuration(timm_vit_file):
+    path, _, _ = timm_vit_file
+    enc = ViTCLIPEncoder(VIT, weights=str(path))
+    assert enc.input_size == (336, 336) and enc.mean == PRETRAINED_CFGS[VIT].mean
+    assert type(enc.model.blocks[0].mlp.act).__name__ == "QuickGELU"
+    gelu = ViTCLIPEncoder(VIT, weights=str(path), model_kwargs={"act_layer": "gelu"})  # the caller's choice wins
+    assert type(gelu.model.blocks[0].mlp.act).__name__ == "GELU"
+
+
 def test_vit_at_a_non_native_size_resamples_position_embeddings_as_timm(timm_vit_file):
     path, _, _ = timm_vit_file
     size = (112, 168)  # 8 x 12 patches from the file's 24 x 24 grid
     ref = timm.create_model(
-        VIT, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, num_classes=0, img_size=size
+        VIT,
+        pretrained=True,
+        pretrained_cfg_overlay={"file": str(path)},
+        num_classes=0,
+        img_size=size,
+        act_layer="quick_gelu",
     ).eval()  # timm's own loading: its checkpoint filter resamples pos_embed
     x = _image(size, seed=1)
     with torch.no_grad():

@@ -12,9 +12,9 @@ from rsvlm_zoo import build_model, from_pretrained
 from rsvlm_zoo.cli import main as rsvlm
 from rsvlm_zoo.datamodules import RegionDataModule, SyntheticSource
 from rsvlm_zoo.models import AquilaPlus
-from rsvlm_zoo.models.aquila_plus import TINY_LLAMA_CONFIG
 from rsvlm_zoo.models.blocks.llms import HFCausalLM
 from rsvlm_zoo.weights.export import export_model
+from rsvlm_zoo.weights.pretrained import PRETRAINED_CFGS
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def local_llm_dir(tmp_path_factory):
     """A tiny Llama saved as a local pretrained directory (stands in for Vicuna in the local cache)."""
     path = tmp_path_factory.mktemp("llm")
     torch.manual_seed(1)
-    HFCausalLM(config=TINY_LLAMA_CONFIG, tokenizer="builtin").model.save_pretrained(path)
+    HFCausalLM(config=PRETRAINED_CFGS["tiny_llama"].config, tokenizer="builtin").model.save_pretrained(path)
     return path
 
 

