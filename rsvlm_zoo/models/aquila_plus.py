@@ -6,15 +6,13 @@ from typing import Any, ClassVar
 
 import torch
 
-from rsvlm_zoo.batch import batch_to
-from rsvlm_zoo.data.processor import RegionProcessor
 from rsvlm_zoo.data.schema import Region, Sample, Turn
 from rsvlm_zoo.models.base import RegionVLM
 from rsvlm_zoo.models.blocks.encoders import ConvNeXtCLIPEncoder
 from rsvlm_zoo.models.blocks.llms import HFCausalLM
 from rsvlm_zoo.models.blocks.mask_extractor import MaskAwareExtractor
 from rsvlm_zoo.models.blocks.projectors import MLPProjector
-from rsvlm_zoo.models.describe import ImageLike, generation_batch, to_bool_mask, to_rgb_array
+from rsvlm_zoo.models.describe import ImageLike, answer_samples, group_by_image, to_bool_mask, to_rgb_array
 from rsvlm_zoo.models.lora import LoraSettings
 from rsvlm_zoo.registry import merge_overrides, register_model
 from rsvlm_zoo.tokens import DEFAULT_REGION_PROMPT, OVERVIEW, region_list, region_name
@@ -83,16 +81,8 @@ class AquilaPlus(RegionVLM):
                     )
                 )
                 owners.append(i)
-        if not samples:
-            return [[] for _ in images]
-        processor = RegionProcessor(self.input_spec(), max_length=1 << 30)
-        batch = generation_batch(processor, samples, arrays, owners)
-        batch = batch_to(batch, self.device)
-        answers = self.generate(batch, max_new_tokens=max_new_tokens, **generate_kwargs)
-        grouped: list[list[str]] = [[] for _ in images]
-        for owner, answer in zip(owners, answers, strict=True):
-            grouped[owner].append(answer)
-        return grouped
+        answers = answer_samples(self, samples, arrays, owners, max_new_tokens, **generate_kwargs)
+        return group_by_image(answers, owners, len(images))
 
 
 def _create_aquila_plus(pretrained: bool, defaults: dict[str, Any], overrides: dict[str, Any]) -> AquilaPlus:

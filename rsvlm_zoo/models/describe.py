@@ -1,4 +1,8 @@
-"""Inputs for `describe()`: any image form -> arrays; regions -> samples; batches built for generation."""
+"""The shared `describe()` pipeline: any image form -> arrays, samples -> the model's processor -> one generation batch.
+
+A family's `describe()` only writes its prompts as `Sample`s; `answer_samples` does the rest (processor +
+`generate`), so every family answers in one left-padded batch with each image encoded once.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rsvlm_zoo.batch import Batch
+from rsvlm_zoo.batch import Batch, batch_to
 from rsvlm_zoo.data.collate import RegionCollator
 from rsvlm_zoo.data.processor import RegionProcessor
 from rsvlm_zoo.data.schema import Sample
@@ -69,3 +73,36 @@ def generation_batch(
     batch["pixel_values"] = torch.stack([processor.image_tensor(im) for im in images])
     batch["sequence_image_index"] = torch.tensor(sample_image, dtype=torch.long)
     return batch
+
+
+def answer_samples(
+    model: Any,
+    samples: list[Sample],
+    images: list[np.ndarray],
+    sample_image: list[int],
+    max_new_tokens: int | None = None,
+    **generate_kwargs: Any,
+) -> list[str]:
+    """One answer per sample: the model's processor, one generation batch on the model's device, `generate`.
+
+    Args:
+        model: A region VLM (`input_spec()`, `device`, `generate(batch, ...)`).
+        samples: Prompt-only samples, one per answer wanted.
+        images: The unique images (HxWx3 uint8).
+        sample_image: For each sample, the index of its image in `images`.
+        max_new_tokens: Generation length (None: the model's).
+        **generate_kwargs: Passed to generation (greedy by default).
+    """
+    if not samples:
+        return []
+    processor = RegionProcessor(model.input_spec(), max_length=1 << 30)
+    batch = batch_to(generation_batch(processor, samples, images, sample_image), model.device)
+    return model.generate(batch, max_new_tokens=max_new_tokens, **generate_kwargs)
+
+
+def group_by_image(answers: list[str], sample_image: list[int], num_images: int) -> list[list[str]]:
+    """Answers regrouped per image, in sample order."""
+    grouped: list[list[str]] = [[] for _ in range(num_images)]
+    for owner, answer in zip(sample_image, answers, strict=True):
+        grouped[owner].append(answer)
+    return grouped

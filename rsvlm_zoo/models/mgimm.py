@@ -6,15 +6,13 @@ from typing import Any, ClassVar
 
 import torch
 
-from rsvlm_zoo.batch import batch_to
-from rsvlm_zoo.data.processor import RegionProcessor
 from rsvlm_zoo.data.schema import Region, Sample, Turn
 from rsvlm_zoo.models.base import RegionVLM
 from rsvlm_zoo.models.blocks.box_extractor import BoxRegionEncoder
 from rsvlm_zoo.models.blocks.encoders import ViTCLIPEncoder
 from rsvlm_zoo.models.blocks.llms import HFCausalLM
 from rsvlm_zoo.models.blocks.projectors import MLPProjector
-from rsvlm_zoo.models.describe import ImageLike, generation_batch, to_rgb_array
+from rsvlm_zoo.models.describe import ImageLike, answer_samples, group_by_image, to_rgb_array
 from rsvlm_zoo.models.lora import LoraSettings
 from rsvlm_zoo.registry import merge_overrides, register_model
 from rsvlm_zoo.tokens import MGIMM_ATTRIBUTE_PROMPT as ATTRIBUTE_PROMPT
@@ -95,18 +93,8 @@ class MGIMM(RegionVLM):
                     )
                 )
                 owners.append(i)
-        processor = RegionProcessor(self.input_spec(), max_length=1 << 30)
-        answers: list[str] = []
-        if samples:
-            batch = generation_batch(processor, samples, arrays, owners)
-            batch = batch_to(batch, self.device)
-            answers = self.generate(batch, max_new_tokens=max_new_tokens, **generate_kwargs)
-        if task == "description":
-            return answers
-        grouped: list[list[str]] = [[] for _ in images]
-        for owner, answer in zip(owners, answers, strict=True):
-            grouped[owner].append(answer)
-        return grouped
+        answers = answer_samples(self, samples, arrays, owners, max_new_tokens, **generate_kwargs)
+        return answers if task == "description" else group_by_image(answers, owners, len(images))
 
 
 def _check_box(box: Any, width: int, height: int, where: str) -> tuple[float, float, float, float]:
