@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from typing import Any, ClassVar
 
-import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 from rsvlm_zoo.batch import Batch
 from rsvlm_zoo.data.processor import InputSpec, RegionProcessor
 from rsvlm_zoo.data.templates import get_template
-from rsvlm_zoo.evaluation.answer_metrics import build_answer_metrics, compute_scores
-from rsvlm_zoo.evaluation.records import prediction_records
 from rsvlm_zoo.models.blocks.encoders import VisionEncoder
-from rsvlm_zoo.models.blocks.llms import DTYPES, HFCausalLM
+from rsvlm_zoo.models.blocks.llms import HFCausalLM
 from rsvlm_zoo.models.blocks.projectors import MLPProjector
 from rsvlm_zoo.models.blocks.regions import RegionBatch, RegionExtractor
+from rsvlm_zoo.models.evaluating import AnswerEvaluation
 from rsvlm_zoo.models.lora import LoraSettings, apply_lora
+from rsvlm_zoo.models.optim import adamw_warmup_cosine
+from rsvlm_zoo.models.precision import frozen_encoder_dtype, warn_if_updates_stall
 from rsvlm_zoo.models.splice import scatter_tokens
 from rsvlm_zoo.tokens import IMAGE_TOKEN, MASK_TOKEN, POS_TOKEN
 from rsvlm_zoo.weights.checkpoint_contents import check_loadable, trim_checkpoint
@@ -30,44 +28,8 @@ from rsvlm_zoo.weights.stage_checkpoint import load_stage_checkpoint
 
 log = logging.getLogger(__name__)
 
-# Below this learning rate an AdamW step (about lr in size) is smaller than half a bfloat16 ulp of a typical
-# weight (|w| ~ 0.02: ulp 1.2e-4), so half-precision weights stop changing.
-STALL_LR = 1e-4
-_HALF = (torch.bfloat16, torch.float16)
 
-
-def warn_if_updates_stall(model: nn.Module) -> None:
-    """Warn (once per call) when trained tensors are bfloat16/float16 and their learning rate is below `STALL_LR`.
-
-    Such weights round every small update away (`bf16-true` training at lr 2e-6 leaves them unchanged). The fix:
-    `trainer.precision: bf16-mixed`, which keeps float32 master weights and computes in bfloat16.
-    """
-    hparams = getattr(model, "hparams", {})
-    lr = min([hparams.get("lr", 1.0), *(hparams.get("block_lr") or {}).values()])
-    half = sorted({str(p.dtype) for p in model.parameters() if p.requires_grad and p.dtype in _HALF})
-    if half and lr < STALL_LR:
-        rank_zero_warn(
-            f"trained weights are {', '.join(half)} with a learning rate of {lr:g}: updates that small are rounded "
-            "away and those weights barely change. Train with trainer.precision: bf16-mixed (float32 master weights, "
-            "bfloat16 compute; a 4-bit LLM and encoder_dtype: bfloat16 keep the frozen parts small)"
-        )
-
-
-def _frozen_encoder_dtype(name: str | None, train_encoder: bool) -> torch.dtype | None:
-    """Parse `encoder_dtype`, refusing a dtype a trained encoder could not be optimised in."""
-    if name is None:
-        return None
-    if name not in DTYPES:
-        raise ValueError(f"encoder_dtype must be one of {sorted(DTYPES)} or null, got {name!r}")
-    if train_encoder and DTYPES[name] != torch.float32:
-        raise ValueError(
-            f"encoder_dtype={name!r} keeps the encoder's weights in half precision, which only suits a frozen "
-            "encoder; set train_encoder: false or encoder_dtype: null"
-        )
-    return DTYPES[name]
-
-
-class RegionVLM(L.LightningModule):
+class RegionVLM(AnswerEvaluation):
     """Encoder + region extractor + projector + causal LM, trained in stages.
 
     Args:
@@ -137,7 +99,7 @@ class RegionVLM(L.LightningModule):
         self.stage = stage
         self.template = get_template(template or self.TEMPLATE).name
         self.train_encoder = train_encoder
-        self.encoder_dtype = _frozen_encoder_dtype(encoder_dtype, train_encoder)
+        self.encoder_dtype = frozen_encoder_dtype(encoder_dtype, train_encoder)
         tok = llm.tokenizer
         self.image_id, self.mask_id, self.pos_id = tok.convert_tokens_to_ids([IMAGE_TOKEN, MASK_TOKEN, POS_TOKEN])
         extra = (("encoder",) if train_encoder else ()) + (
@@ -163,10 +125,7 @@ class RegionVLM(L.LightningModule):
         # Checkpoints leave out frozen pretrained tensors (see checkpoint_contents); on_load_checkpoint checks
         # what a checkpoint holds, so Lightning's own strict key matching is switched off.
         self.strict_loading = False
-        build_answer_metrics(eval_metrics)  # unknown names fail here, not after the first training epoch
-        # Answer metrics are registered on the module (they follow its device), one collection per split and
-        # evaluation set, built on the set's first batch and reset at the start of every evaluation epoch.
-        self.split_metrics = nn.ModuleDict({"val": nn.ModuleDict(), "test": nn.ModuleDict()})
+        self._init_evaluation(eval_metrics)  # answer metrics per split and evaluation set (models/evaluating.py)
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -343,107 +302,9 @@ class RegionVLM(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
         return loss
 
-    def validation_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, list[str]]:
-        """Generate answers and score them; returns `{"predictions": answers}` (the figure callback reads them)."""
-        return {"predictions": self._score_answers(batch, "val", dataloader_idx)}
-
-    def test_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, list[str]]:
-        """As validation, logged under `test/`."""
-        return {"predictions": self._score_answers(batch, "test", dataloader_idx)}
-
-    def _set_metrics(self, split: str, name: str) -> nn.ModuleDict:
-        """The metrics of evaluation set `name` in `split`, built (on this module's device) on first use."""
-        key = name.replace(".", "_")  # module names cannot hold dots
-        metrics = self.split_metrics[split]
-        if key not in metrics:
-            metrics[key] = nn.ModuleDict(build_answer_metrics(self.hparams.eval_metrics)).to(self.device)
-        self._active_sets[split].setdefault(name, key)
-        return metrics[key]
-
-    def _score_answers(self, batch: Batch | None, split: str, dataloader_idx: int) -> list[str]:
-        if batch is None:
-            return []
-        preds = self.generate(batch)
-        name = (batch.get("meta") or [{}])[0].get("eval_name") or f"set{dataloader_idx}"
-        references = batch.get("references") or [[r] for r in batch["answers"]]
-        for metric in self._set_metrics(split, name).values():
-            metric.update(preds, references)
-        self._eval_records.setdefault(name, []).extend(prediction_records(batch, preds, self.llm.tokenizer))
-        return preds
-
-    def _start_evaluation(self, split: str) -> None:
-        """Reset the split's metric state and this run's prediction records."""
-        for metrics in self.split_metrics[split].values():
-            for metric in metrics.values():
-                metric.reset()
-        self._active_sets = {"val": {}, "test": {}}
-        self._eval_records: dict[str, list[dict[str, Any]]] = {}
-        self.eval_results: dict[str, dict[str, float]] = {}
-
-    def on_validation_epoch_start(self) -> None:
-        """Fresh metric state and prediction records for this validation run."""
-        self._start_evaluation("val")
-
-    def on_test_epoch_start(self) -> None:
-        """Fresh metric state and prediction records for this test run."""
-        self._start_evaluation("test")
-
-    def _log_eval(self, split: str) -> None:
-        for name, key in self._active_sets[split].items():
-            scores = compute_scores(dict(self.split_metrics[split][key].items()))
-            self.eval_results[name] = scores
-            for score_name, score in scores.items():
-                self.log(f"{split}/{score_name}_{name}", score, add_dataloader_idx=False, sync_dist=False)
-
-    @property
-    def eval_records(self) -> dict[str, list[dict[str, Any]]]:
-        """This process's prediction records of the last validation/test run, per evaluation set."""
-        return getattr(self, "_eval_records", {})
-
-    def predict_step(self, batch: Batch | None, batch_idx: int, dataloader_idx: int = 0) -> list[dict]:
-        """Greedy answers for a prompt batch, as records (sample id, prompt, answer, references)."""
-        if batch is None:
-            return []
-        return prediction_records(batch, self.generate(batch), self.llm.tokenizer)
-
-    def on_validation_epoch_end(self) -> None:
-        """Log every metric of every evaluation set."""
-        self._log_eval("val")
-
-    def on_test_epoch_end(self) -> None:
-        """As validation, under `test/`."""
-        self._log_eval("test")
-
     def configure_optimizers(self) -> dict[str, Any]:
-        """AdamW with per-block learning rates, linear warm-up then cosine decay."""
-        block_lr = self.hparams.block_lr or {}
-        groups = []
-        for name in ("encoder", "extractor", "projector", "llm"):
-            params = [p for p in getattr(self, name).parameters() if p.requires_grad]
-            if params:
-                groups.append({"params": params, "lr": block_lr.get(name, self.hparams.lr), "name": name})
-        if not groups:
-            raise ValueError(f"stage {self.stage} leaves nothing trainable")
-        optimizer = torch.optim.AdamW(groups, weight_decay=self.hparams.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = int(self.hparams.warmup_ratio * total)
-
-        def schedule(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / (warmup + 1)
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-    def on_fit_end(self) -> None:
-        """Print the final evaluation metrics as a table."""
-        metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("val/")}
-        if metrics and self.trainer.is_global_zero:
-            width = max(map(len, metrics))
-            print("\nfinal validation metrics")
-            for k, v in sorted(metrics.items()):
-                print(f"  {k:<{width}}  {v:.4f}")
+        """AdamW with per-block learning rates, linear warm-up then cosine decay (`rsvlm_zoo.models.optim`)."""
+        return adamw_warmup_cosine(self)
 
     def num_parameters(self, trainable_only: bool = False) -> dict[str, int]:
         """Parameter counts per block."""
