@@ -8,6 +8,8 @@
     (`RegionVLM.validation_step` returns it).
 
 Without them (or when their number does not match the batch) figures show the reference only.
+
+Kept in one file (over 300 lines) on purpose: the two callbacks share the batch-to-figure helpers defined here.
 """
 
 from __future__ import annotations

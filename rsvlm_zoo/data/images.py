@@ -17,6 +17,9 @@ file, the reason and the fix:
   viewed image line up. Only EXIF found in the header counts (a PNG eXIf chunk after the pixel data is ignored
   by both). TIFFs are read and measured as stored, with tifffile: their Orientation tag is ignored, as GDAL
   does.
+
+Kept in one file (over 300 lines) on purpose: every way an image is read (whole, windowed, TIFF bands) passes the
+same header checks and limits, defined once here.
 """
 
 from __future__ import annotations

@@ -25,6 +25,9 @@ The rules, applied to each tile of a scene:
   none (unless `keep_empty`), raises `TileDropped`; data modules drop it and count it in
   `batch["dropped_tiles"]`.
 * **Captions** describe the whole scene and are not given to tiles.
+
+Kept in one file (over 300 lines) on purpose: the tile windows, the clipping of regions and the re-indexing of
+conversations apply one rule set, and split apart they would drift.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""RegionDataModule: region conversations from any source, prepared for the attached model."""
+"""RegionDataModule: region conversations from any source, prepared for the attached model.
+
+Kept in one file (over 300 lines) on purpose: the DataModule with the dataset, collate wrapper and loaders only it
+uses.
+"""
 
 from __future__ import annotations
 

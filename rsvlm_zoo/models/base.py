@@ -1,4 +1,9 @@
-"""The shared RegionVLM LightningModule: encode, extract, project, splice, loss, generate, stages."""
+"""The shared RegionVLM LightningModule: encode, extract, project, splice, loss, generate, stages.
+
+Kept in one file (about 300 lines): the forward path (encode, extract, project, splice, loss, generate) and the
+stage set-up it depends on; evaluation steps, the optimiser and precision rules live in evaluating.py, optim.py and
+precision.py.
+"""
 
 from __future__ import annotations
 

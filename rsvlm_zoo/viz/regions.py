@@ -2,6 +2,9 @@
 
 `render_regions` is the one entry point; line widths, label and font sizes grow with the scene, so a
 4000 px DOTA scene stays readable when the figure is viewed scaled down to a screen.
+
+Kept in one file (over 300 lines) on purpose: the layout, colours, text wrapping and drawing of the one figure this
+module makes.
 """
 
 from __future__ import annotations

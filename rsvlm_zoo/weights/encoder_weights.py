@@ -17,6 +17,9 @@ Layouts, told apart by their keys (`detect_layout`):
 
 A file of a layout the encoder cannot read, or of another architecture, fails with a `WeightsLayoutError`
 naming the layout it expected and the first tensors that were missing, unexpected or of another shape.
+
+Kept in one file (over 300 lines) on purpose: layout detection and the mapping of each layout are read together; a
+new layout is one more mapping here.
 """
 
 from __future__ import annotations

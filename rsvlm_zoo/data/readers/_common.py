@@ -1,4 +1,8 @@
-"""Shared reader machinery: JSON loading, bad-record handling, lazy image sizes, geometry parsing."""
+"""Shared reader machinery: JSON loading, bad-record handling, lazy image sizes, geometry parsing.
+
+Kept in one file (over 300 lines) on purpose: it is the one toolbox every reader imports; split, each reader would
+import from several modules for one concern.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""MGIMM's region interactive module: box prompt tokens refined on the patch map by a two-way transformer."""
+"""MGIMM's region interactive module: box prompt tokens refined on the patch map by a two-way transformer.
+
+Kept in one file (over 300 lines) on purpose: the box prompt encoder, the two-way transformer and its box-restricted
+attention are one module of the paper, tested as one.
+"""
 
 from __future__ import annotations
 
