@@ -64,7 +64,9 @@ def list_models(pattern: str | None = None) -> list[str]:
 def build_model(
     name: str, pretrained: bool = False, checkpoint: str | Path | None = None, **overrides: Any
 ) -> L.LightningModule:
-    """Build a registered model; `None` overrides are dropped so callers can pass optional CLI values.
+    """Build a registered model, in eval mode as Hugging Face models load (training switches the mode itself).
+
+    `None` overrides are dropped so callers can pass optional CLI values.
 
     Args:
         name: Registered model name (see `list_models()`).
@@ -84,4 +86,4 @@ def build_model(
     model = _MODELS[name](pretrained=pretrained, **kwargs)
     if checkpoint is not None:
         load_weights(model, checkpoint)
-    return model
+    return model.eval()

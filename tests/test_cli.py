@@ -156,3 +156,17 @@ def test_checkpoint_of_a_cli_run_rebuilds_the_model(tmp_path):
     model = from_pretrained(ckpt)
     saved = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
     assert saved and all(torch.equal(model.state_dict()[k], v) for k, v in saved.items())
+
+
+def test_rsvlm_help_lists_every_command_once_and_version_is_the_package_metadata(capsys):
+    import importlib.metadata
+
+    from rsvlm_zoo.cli import LIGHTNING_COMMANDS, OWN_COMMANDS
+
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ")]
+    assert listed == [*LIGHTNING_COMMANDS, *OWN_COMMANDS]
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"rsvlm_zoo {importlib.metadata.version('rsvlm_zoo')}"
+    assert main(["nonsense"]) == 2 and "unknown command 'nonsense'" in capsys.readouterr().err

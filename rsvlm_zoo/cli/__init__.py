@@ -31,7 +31,11 @@ def usage() -> str:
     """The top-level help: every command with one line."""
     rows = {**LIGHTNING_COMMANDS, **{name: spec[2] for name, spec in OWN_COMMANDS.items()}}
     width = max(map(len, rows))
-    lines = ["usage: rsvlm <command> [options]   (rsvlm <command> --help for a command's options)", "", "commands:"]
+    lines = [
+        "usage: rsvlm <command> [options]   (rsvlm <command> --help for a command's options; rsvlm --version)",
+        "",
+        "commands:",
+    ]
     lines += [f"  {name:<{width}}  {text}" for name, text in rows.items()]
     return "\n".join(lines)
 
@@ -44,7 +48,12 @@ def _own_command(name: str) -> Callable[[list[str]], int]:
 def main(args: list[str] | None = None) -> int | None:
     """Run the command line; `args` defaults to `sys.argv[1:]` (and then the process exits with the status)."""
     argv = list(sys.argv[1:] if args is None else args)
-    if not argv or argv[0] in ("-h", "--help", "help"):
+    if argv and argv[0] in ("-V", "--version"):
+        from rsvlm_zoo import __version__
+
+        print(f"rsvlm_zoo {__version__}")
+        code = 0
+    elif not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
         code = 0 if argv else 2
     elif argv[0] in OWN_COMMANDS:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -28,6 +29,7 @@ from rsvlm_zoo.models.precision import frozen_encoder_dtype, warn_if_updates_sta
 from rsvlm_zoo.models.splice import scatter_tokens
 from rsvlm_zoo.tokens import IMAGE_TOKEN, MASK_TOKEN, POS_TOKEN
 from rsvlm_zoo.weights.checkpoint_contents import check_loadable, trim_checkpoint
+from rsvlm_zoo.weights.export import export_model
 from rsvlm_zoo.weights.model_config import CHECKPOINT_CONFIG_KEY, model_config, register_own_class
 from rsvlm_zoo.weights.stage_checkpoint import load_stage_checkpoint
 
@@ -310,6 +312,16 @@ class RegionVLM(AnswerEvaluation):
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW with per-block learning rates, linear warm-up then cosine decay (`rsvlm_zoo.models.optim`)."""
         return adamw_warmup_cosine(self)
+
+    def save_pretrained(self, out_dir: str | Path, merge: bool = False, overwrite: bool = False) -> Path:
+        """Write a deployable directory that `rsvlm_zoo.from_pretrained` loads back (see `weights/export.py`).
+
+        Args:
+            out_dir: Directory to write (config, trained tensors, LoRA adapter or merged LLM).
+            merge: Merge the LoRA adapter into the LLM and write it as a Hugging Face model directory.
+            overwrite: Replace an existing directory.
+        """
+        return export_model(self, out_dir, merge=merge, overwrite=overwrite)
 
     def num_parameters(self, trainable_only: bool = False) -> dict[str, int]:
         """Parameter counts per block."""

@@ -200,7 +200,7 @@ def _load_adapter(model: nn.Module, adapter_dir: Path) -> None:
 
 
 def from_pretrained(path: str | Path) -> nn.Module:
-    """Build a model from an exported directory, or from a Lightning checkpoint written by rsvlm_zoo.
+    """Build a model from an exported directory, or from a Lightning checkpoint written by rsvlm_zoo, in eval mode.
 
     Frozen pretrained blocks (CLIP encoder, base LLM) are loaded from their local weights as the config names
     them; everything else comes from the directory or checkpoint.
@@ -216,7 +216,7 @@ def from_pretrained(path: str | Path) -> nn.Module:
         if cfg.get("merged"):
             config["init_args"]["llm"]["init_args"]["name_or_path"] = str(path / MERGED_LLM_DIR)
         model = build_from_config(config)
-        return load_exported_weights(model, path)
+        return load_exported_weights(model, path).eval()
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist (expected an exported directory or a .ckpt file)")
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
@@ -227,7 +227,7 @@ def from_pretrained(path: str | Path) -> nn.Module:
             "build_model(name, checkpoint=path) or from the run's config.yaml"
         )
     model = build_from_config(config)
-    return load_checkpoint_weights(model, path, checkpoint)
+    return load_checkpoint_weights(model, path, checkpoint).eval()
 
 
 def load_checkpoint_weights(model: nn.Module, path: str | Path, checkpoint: dict[str, Any] | None = None) -> nn.Module:

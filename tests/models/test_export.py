@@ -160,3 +160,13 @@ def test_rsvlm_export_from_a_lightning_checkpoint(tmp_path, capsys):
 
     assert rsvlm(["export", "--model", str(tmp_path / "missing.ckpt"), "--out", str(tmp_path / "x")]) == 1
     assert "missing.ckpt (and it is not a registered model name)" in capsys.readouterr().err
+
+
+def test_save_pretrained_mirrors_from_pretrained_and_both_return_eval_mode(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("mgimm_tiny")
+    assert not model.training  # as Hugging Face models load: training switches the mode itself
+    out = model.save_pretrained(tmp_path / "saved")
+    loaded = from_pretrained(out)
+    assert not loaded.training
+    assert_same_state(model, loaded)
