@@ -12,6 +12,34 @@ def _caption_suite() -> Any:
     return CaptionMetrics()
 
 
+def _grounding() -> Any:
+    from rsvlm_zoo.data.box_codec import BoxCodec
+    from rsvlm_zoo.metrics.grounding import GroundingAccuracy
+
+    class TextGrounding(GroundingAccuracy):
+        """Grounding scores of answers that write a box as text (GeoChat's `{<x1><y1><x2><y2>|<angle>}`, 0-100).
+
+        The first box of each answer is scored against the first box of its reference; an answer without one is a
+        miss, counted in `unparsed`. Boxes are compared on the 0-100 grid of both axes: IoU of horizontal boxes
+        does not change when each axis is scaled, so it equals the IoU in the image's pixels.
+        """
+
+        codec = BoxCodec("grid100")
+
+        def _first_box(self, text: str) -> tuple[float, float, float, float] | None:
+            found = self.codec.find_all(text)
+            return found[0].values if found else None
+
+        def update(self, preds: list[str], target: list[list[str]]) -> None:  # type: ignore[override]
+            refs = [self._first_box(r[0]) if r else None for r in target]
+            if any(r is None for r in refs):
+                bad = next(r for r, box in zip(target, refs, strict=True) if box is None)
+                raise ValueError(f"grounding reference {str(bad)[:80]!r} holds no box written as {{<x1><y1><x2><y2>}}")
+            super().update([self._first_box(p) for p in preds], refs)  # type: ignore[arg-type]
+
+    return TextGrounding()
+
+
 def _factories() -> dict[str, Callable[[], Any]]:
     from rsvlm_zoo.metrics import BLEU, METEOR, ROUGEL, CIDEr, ExactMatch, SemanticIoU, SemanticSimilarity
 
@@ -24,10 +52,21 @@ def _factories() -> dict[str, Callable[[], Any]]:
         "caption": _caption_suite,  # the whole coco-caption suite in one pass: Bleu_1..4, METEOR, ROUGE_L, CIDEr
         "semantic_similarity": SemanticSimilarity,
         "semantic_iou": SemanticIoU,
+        "grounding": _grounding,  # acc@0.25/0.5/0.75, miou, ciou, unparsed of boxes written as text
     }
 
 
-KNOWN = ("exact_match", "bleu", "meteor", "rouge_l", "cider", "caption", "semantic_similarity", "semantic_iou")
+KNOWN = (
+    "exact_match",
+    "bleu",
+    "meteor",
+    "rouge_l",
+    "cider",
+    "caption",
+    "semantic_similarity",
+    "semantic_iou",
+    "grounding",
+)
 
 
 def build_answer_metrics(names: tuple[str, ...] | list[str]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from rsvlm_zoo.metrics.caption import BLEU, METEOR, ROUGEL, SPICE, CaptionMetrics, CIDEr
 from rsvlm_zoo.metrics.exact_match import ExactMatch
+from rsvlm_zoo.metrics.grounding import GroundingAccuracy
 from rsvlm_zoo.metrics.java import JavaNotFoundError
 from rsvlm_zoo.metrics.semantic import SemanticIoU, SemanticSimilarity
 from rsvlm_zoo.metrics.spice_scorer import SpiceModelsNotFoundError
@@ -14,6 +15,7 @@ __all__ = [
     "SPICE",
     "CaptionMetrics",
     "ExactMatch",
+    "GroundingAccuracy",
     "JavaNotFoundError",
     "SemanticIoU",
     "SemanticSimilarity",
