@@ -87,3 +87,10 @@ def test_eval_loaders_include_the_shuffled_mask_control(tiny_aquila):
     assert normal["meta"][0]["eval_name"] == "regions" and control["meta"][0]["eval_name"] == "shuffled_masks"
     assert not torch.equal(normal["region_masks"], control["region_masks"])
     assert torch.equal(normal["input_ids"], control["input_ids"])
+
+
+def test_no_val_source_means_no_validation_as_in_lightning():
+    dm = RegionDataModule(train=SyntheticSource(2, seed=0))
+    assert dm.val_dataloader() == []
+    with pytest.raises(ValueError, match="no test source; set data.init_args.test"):
+        dm.test_dataloader()

@@ -304,7 +304,12 @@ class RegionDataModule(L.LightningDataModule):
         return loaders
 
     def val_dataloader(self) -> list[DataLoader]:
-        """Prompt batches scored by exact match (plus the shuffled-mask control when enabled)."""
+        """Prompt batches scored by exact match (plus the shuffled-mask control when enabled).
+
+        Without a val source there is nothing to validate on: no loaders, and Lightning skips validation.
+        """
+        if self.val_source is None:
+            return []
         return self._eval_loaders(self.val_source, "val")
 
     def test_dataloader(self) -> list[DataLoader]:
