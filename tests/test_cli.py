@@ -170,3 +170,20 @@ def test_rsvlm_help_lists_every_command_once_and_version_is_the_package_metadata
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"rsvlm_zoo {importlib.metadata.version('rsvlm_zoo')}"
     assert main(["nonsense"]) == 2 and "unknown command 'nonsense'" in capsys.readouterr().err
+
+
+def test_a_foreign_lightning_script_on_path_is_named(tmp_path, monkeypatch):
+    from rsvlm_zoo.cli import lightning_script_note
+
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "lightning").write_text("#!/usr/bin/python\nfrom rsvlm_zoo.cli import main\nmain()\n")
+    (own / "lightning").chmod(0o755)
+    monkeypatch.setenv("PATH", str(own))
+    assert lightning_script_note() is None
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "lightning").write_text("#!/usr/bin/python\nfrom lightning_sdk.cli import main\nmain()\n")
+    (other / "lightning").chmod(0o755)
+    monkeypatch.setenv("PATH", str(other))
+    assert f"the `lightning` command on PATH ({other / 'lightning'}) is not rsvlm_zoo's" in lightning_script_note()

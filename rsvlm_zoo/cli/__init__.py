@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 LIGHTNING_COMMANDS = {
     "fit": "train a model from a recipe: rsvlm fit -c recipes/mgimm.yaml",
@@ -40,6 +41,30 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+def lightning_script_note() -> str | None:
+    """A warning when the `lightning` on PATH is not this package's script (another package installed its own)."""
+    import shutil
+    from importlib.metadata import distributions
+
+    found = shutil.which("lightning")
+    if found is None:
+        return None
+    try:
+        head = Path(found).read_text(encoding="utf-8", errors="replace")[:2000]
+    except OSError:
+        return None
+    if "rsvlm_zoo" in head:
+        return None
+    owners = sorted(
+        {d.metadata["Name"] for d in distributions() for e in d.entry_points if e.name == "lightning"} - {"rsvlm_zoo"}
+    )
+    return (
+        f"note: the `lightning` command on PATH ({found}) is not rsvlm_zoo's"
+        + (f" (installed by {', '.join(owners)})" if owners else "")
+        + "; use `rsvlm` (the same commands), or reinstall rsvlm_zoo after that package"
+    )
+
+
 def _own_command(name: str) -> Callable[[list[str]], int]:
     module, func, _ = OWN_COMMANDS[name]
     return getattr(importlib.import_module(module), func)
@@ -55,6 +80,9 @@ def main(args: list[str] | None = None) -> int | None:
         code = 0
     elif not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
+        note = lightning_script_note()
+        if note:
+            print(f"\n{note}")
         code = 0 if argv else 2
     elif argv[0] in OWN_COMMANDS:
         code = _own_command(argv[0])(argv[1:])
