@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-
 from rsvlm_zoo.models.blocks.llms import HFCausalLM
 
 
@@ -34,6 +32,9 @@ def apply_lora(llm: HFCausalLM, settings: LoraSettings) -> None:
     Raises:
         ValueError: when none of the target modules exists in the LLM.
     """
+    # peft is imported here, not with the package: it imports bitsandbytes, slow to load and noisy on the CPU.
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
     names = {n.rsplit(".", 1)[-1] for n, _ in llm.model.named_modules()}
     if not set(settings.target_modules) & names:
         raise ValueError(
