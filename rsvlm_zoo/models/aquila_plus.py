@@ -11,10 +11,10 @@ from rsvlm_zoo.models.base import RegionVLM
 from rsvlm_zoo.models.blocks.encoders import ConvNeXtCLIPEncoder
 from rsvlm_zoo.models.blocks.llms import HFCausalLM
 from rsvlm_zoo.models.blocks.mask_extractor import MaskAwareExtractor
-from rsvlm_zoo.models.blocks.projectors import MLPProjector
+from rsvlm_zoo.models.builder import build_member
 from rsvlm_zoo.models.describe import ImageLike, answer_samples, group_by_image, to_bool_mask, to_rgb_array
 from rsvlm_zoo.models.lora import LoraSettings
-from rsvlm_zoo.registry import merge_overrides, register_model
+from rsvlm_zoo.registry import register_model
 from rsvlm_zoo.tokens import DEFAULT_REGION_PROMPT, OVERVIEW, region_list, region_name
 from rsvlm_zoo.weights.pretrained import llm_block
 
@@ -86,14 +86,10 @@ class AquilaPlus(RegionVLM):
 
 
 def _create_aquila_plus(pretrained: bool, defaults: dict[str, Any], overrides: dict[str, Any]) -> AquilaPlus:
-    """The family's one builder: a variant's defaults merged with the caller's overrides, blocks sized to fit."""
-    args = merge_overrides(defaults, overrides)
-    encoder, extractor, llm = args.pop("encoder"), args.pop("extractor", {}), args.pop("llm")
-    enc = ConvNeXtCLIPEncoder(pretrained=pretrained, **encoder)
-    lm = HFCausalLM(**{"pretrained": pretrained, **llm})
-    ext = MaskAwareExtractor(in_channels=enc.channels, out_dim=lm.hidden_size, **extractor)
-    proj = MLPProjector(enc.image_dim, lm.hidden_size, **args.pop("projector", {}))
-    return AquilaPlus(encoder=enc, extractor=ext, projector=proj, llm=lm, **args)
+    def extractor(enc: ConvNeXtCLIPEncoder, lm: HFCausalLM, args: dict[str, Any]) -> MaskAwareExtractor:
+        return MaskAwareExtractor(in_channels=enc.channels, out_dim=lm.hidden_size, **args)
+
+    return build_member(AquilaPlus, ConvNeXtCLIPEncoder, extractor, pretrained, defaults, overrides)
 
 
 @register_model

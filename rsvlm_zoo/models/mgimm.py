@@ -11,10 +11,10 @@ from rsvlm_zoo.models.base import RegionVLM
 from rsvlm_zoo.models.blocks.box_extractor import BoxRegionEncoder
 from rsvlm_zoo.models.blocks.encoders import ViTCLIPEncoder
 from rsvlm_zoo.models.blocks.llms import HFCausalLM
-from rsvlm_zoo.models.blocks.projectors import MLPProjector
+from rsvlm_zoo.models.builder import build_member
 from rsvlm_zoo.models.describe import ImageLike, answer_samples, group_by_image, to_rgb_array
 from rsvlm_zoo.models.lora import LoraSettings
-from rsvlm_zoo.registry import merge_overrides, register_model
+from rsvlm_zoo.registry import register_model
 from rsvlm_zoo.tokens import MGIMM_ATTRIBUTE_PROMPT as ATTRIBUTE_PROMPT
 from rsvlm_zoo.tokens import MGIMM_DESCRIPTION_PROMPT as DESCRIPTION_PROMPT
 from rsvlm_zoo.weights.pretrained import llm_block
@@ -107,14 +107,10 @@ def _check_box(box: Any, width: int, height: int, where: str) -> tuple[float, fl
 
 
 def _create_mgimm(pretrained: bool, defaults: dict[str, Any], overrides: dict[str, Any]) -> MGIMM:
-    """The family's one builder: a variant's defaults merged with the caller's overrides, blocks sized to fit."""
-    args = merge_overrides(defaults, overrides)
-    encoder, extractor, llm = args.pop("encoder"), args.pop("extractor", {}), args.pop("llm")
-    enc = ViTCLIPEncoder(pretrained=pretrained, **encoder)
-    lm = HFCausalLM(**{"pretrained": pretrained, **llm})
-    ext = BoxRegionEncoder(in_channels=enc.image_dim, **{"dim": enc.image_dim, **extractor})
-    proj = MLPProjector(enc.image_dim, lm.hidden_size, **args.pop("projector", {}))
-    return MGIMM(encoder=enc, extractor=ext, projector=proj, llm=lm, **args)
+    def extractor(enc: ViTCLIPEncoder, lm: HFCausalLM, args: dict[str, Any]) -> BoxRegionEncoder:
+        return BoxRegionEncoder(in_channels=enc.image_dim, **{"dim": enc.image_dim, **args})
+
+    return build_member(MGIMM, ViTCLIPEncoder, extractor, pretrained, defaults, overrides)
 
 
 @register_model
