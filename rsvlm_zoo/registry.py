@@ -66,7 +66,9 @@ def build_model(
 ) -> L.LightningModule:
     """Build a registered model, in eval mode as Hugging Face models load (training switches the mode itself).
 
-    `None` overrides are dropped so callers can pass optional CLI values.
+    A `None` override switches a setting off where the model accepts `None` for it (`lora=None`: no LoRA;
+    `encoder_dtype=None`: the model's dtype); for any other argument it keeps the variant's value, so callers can
+    pass optional command-line values.
 
     Args:
         name: Registered model name (see `list_models()`).
@@ -82,8 +84,7 @@ def build_model(
         close = difflib.get_close_matches(name, list(_MODELS), n=3, cutoff=0.3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise UnknownModelError(f"Unknown model {name!r}{hint} Registered: {', '.join(sorted(_MODELS))}")
-    kwargs = {k: v for k, v in overrides.items() if v is not None}
-    model = _MODELS[name](pretrained=pretrained, **kwargs)
+    model = _MODELS[name](pretrained=pretrained, **overrides)
     if checkpoint is not None:
         load_weights(model, checkpoint)
     return model.eval()

@@ -19,10 +19,22 @@ def test_unknown_name_names_close_matches():
         build_model("aquila_plus_tin")
 
 
-def test_none_overrides_are_dropped_and_others_applied():
+def test_none_overrides_keep_the_variant_unless_none_means_off():
     model = build_model("aquila_plus_tiny", stage=None, lr=1e-4)
     assert isinstance(model, AquilaPlus)
-    assert model.stage == 3 and model.hparams.lr == 1e-4
+    assert model.stage == 3 and model.hparams.lr == 1e-4  # stage cannot be None: the variant's is kept
+
+
+def test_none_switches_lora_off():
+    from rsvlm_zoo.models.aquila_plus import _create_aquila_plus
+    from rsvlm_zoo.models.lora import LoraSettings
+    from rsvlm_zoo.weights.pretrained import llm_block
+
+    defaults = {"encoder": {"model_name": "test_convnext"}, "llm": llm_block("tiny_llama"), "stage": 3}
+    with_lora = _create_aquila_plus(False, {**defaults, "lora": LoraSettings(r=4, alpha=8)}, {})
+    assert with_lora.lora is not None
+    without = _create_aquila_plus(False, {**defaults, "lora": LoraSettings(r=4, alpha=8)}, {"lora": None})
+    assert without.lora is None and without.hparams.lora is None
 
 
 def test_register_model_rejects_a_taken_name():

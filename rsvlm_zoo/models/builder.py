@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -16,6 +17,17 @@ from rsvlm_zoo.registry import merge_overrides
 M = TypeVar("M", bound=RegionVLM)
 # (encoder, llm, the extractor's arguments) -> the extractor, sized to fit the other two blocks
 ExtractorFactory = Callable[[VisionEncoder, HFCausalLM, dict[str, Any]], nn.Module]
+
+
+def _meaningful(model_cls: type[RegionVLM], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Overrides without the `None`s the model cannot take: `None` means "off" only where an argument defaults to it."""
+    nullable: set[str] = set()
+    for cls in model_cls.__mro__:
+        init = cls.__dict__.get("__init__")
+        if init is not None:
+            params = inspect.signature(init).parameters.values()
+            nullable |= {p.name for p in params if p.default is None}
+    return {k: v for k, v in overrides.items() if v is not None or k in nullable}
 
 
 def build_member(
@@ -36,7 +48,7 @@ def build_member(
         defaults: The variant: `encoder`, `llm`, optional `extractor` and `projector` arguments, and model arguments.
         overrides: `build_model`'s keyword arguments.
     """
-    args = merge_overrides(defaults, overrides)
+    args = merge_overrides(defaults, _meaningful(model_cls, overrides))
     enc = encoder_cls(pretrained=pretrained, **args.pop("encoder"))
     lm = HFCausalLM(**{"pretrained": pretrained, **args.pop("llm")})
     ext = extractor(enc, lm, args.pop("extractor", {}))
