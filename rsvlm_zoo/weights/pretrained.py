@@ -160,7 +160,7 @@ def _hf_cache_snapshot(repo_id: str) -> Path | None:
 
 def _fix_hint(name: str, arg: str) -> str:
     return (
-        f"download them on a machine with network access (e.g. `huggingface-cli download {name}`) and copy the "
+        f"download them on a machine with network access (e.g. `hf download {name}`) and copy the "
         f"cache, or pass a local path with `{arg}`"
     )
 
