@@ -9,8 +9,10 @@ from rsvlm_zoo.data.schema import DataFormatError
 
 Box = tuple[float, float, float, float]
 _NUM = r"-?\d+(?:\.\d+)?"
-# GeoChat: {<x1><y1><x2><y2>|<θ>} with the angle part optional.
-_GRID100 = re.compile(rf"\{{<({_NUM})><({_NUM})><({_NUM})><({_NUM})>(?:\|<({_NUM})>)?\}}")
+# GeoChat: {<x1><y1><x2><y2>|<θ>} with the angle part optional. Whitespace between the parts is accepted, as a
+# word-level tokenizer decodes `{< 12 >< 30 >< 45 >< 60 >}`.
+_V = rf"<\s*({_NUM})\s*>"
+_GRID100 = re.compile(rf"\{{\s*{_V}\s*{_V}\s*{_V}\s*{_V}\s*(?:\|\s*{_V}\s*)?\}}")
 # Bracketed lists: [a, b, c, d] or [a, b, c, d, θ].
 _BRACKET = re.compile(rf"\[\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*(?:,\s*({_NUM})\s*)?\]")
 

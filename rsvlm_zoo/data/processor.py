@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import itertools
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -12,9 +13,10 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedTokenizerBase
 
-from rsvlm_zoo.data.schema import DataFormatError, Sample
+from rsvlm_zoo.data.box_codec import BoxCodec
+from rsvlm_zoo.data.schema import DataFormatError, Sample, Turn
 from rsvlm_zoo.data.templates import get_template
-from rsvlm_zoo.tokens import IMAGE_TOKEN, MASK_TOKEN, POS_TOKEN
+from rsvlm_zoo.tokens import IMAGE_TOKEN, MASK_TOKEN, POS_TOKEN, REGION
 
 IGNORE_INDEX = -100
 ImagePolicy = Literal["squash", "pad", "tile"]
@@ -31,7 +33,9 @@ class InputSpec:
         mean: Normalisation mean.
         std: Normalisation std.
         num_image_tokens: Tokens `<image>` expands to (global image tokens).
-        region_kind: "mask" (regions as masks) or "box" (regions as boxes).
+        region_kind: "mask" (regions as masks), "box" (regions as boxes) or "text" (GeoChat: every `<mask><pos>`
+            reference becomes its region's box written as text, `{<x1><y1><x2><y2>}` on a 0-100 grid; no region
+            tensors).
         regions_in_image: `<image>` also carries every region (MGIMM: [global ; 2 per box]); otherwise
             regions are referenced in the text by `<mask><pos>` (Aquila-plus).
         template: The model family's conversation template (see `rsvlm_zoo.data.templates`).
@@ -238,6 +242,8 @@ class RegionProcessor:
             )
         text = "".join(t.text for t in sample.conversation)
         refs = self._region_refs(sample, text)
+        if self.spec.region_kind == "text":
+            sample, refs = self.regions_as_text(sample, refs), []
         ids, labels = self.tokenize(sample, len(refs), generation)
         # Truncation may drop trailing turns and with them their region references.
         if not self.spec.regions_in_image:
@@ -261,6 +267,8 @@ class RegionProcessor:
             if empty:
                 raise DataFormatError(f"{sample.where()}: region(s) {empty} have empty masks; fix or drop them")
             out["masks"] = self.mask_tensor(masks)
+        elif self.spec.region_kind == "text":
+            out["boxes"] = torch.zeros(0, 4)  # regions are in the text; an empty tensor keeps collation uniform
         else:
             boxes = np.array([_geometry_of(sample, k, "to_box") for k in refs], dtype=np.float32).reshape(-1, 4)
             bad = [refs[i] for i, b in enumerate(boxes) if b[2] <= b[0] or b[3] <= b[1]]
@@ -268,6 +276,27 @@ class RegionProcessor:
                 raise DataFormatError(f"{sample.where()}: region(s) {bad} have zero-area boxes; fix or drop them")
             out["boxes"] = self.box_tensor(boxes, h, w)
         return out
+
+    def regions_as_text(self, sample: Sample, refs: list[int]) -> Sample:
+        """`sample` with its k-th `<mask><pos>` replaced by the box of region `refs[k]` written as text.
+
+        Boxes are GeoChat's `{<x1><y1><x2><y2>}` on a 0-100 grid over the original image's width and height
+        (`BoxCodec("grid100")`), so they do not depend on the input size or image policy.
+
+        Raises:
+            DataFormatError: when a `<mask>` and its `<pos>` are not written together, or a region has no box.
+        """
+        codec, pending, turns = BoxCodec("grid100"), iter(refs), []
+        for turn in sample.conversation:
+            pieces = turn.text.split(REGION)
+            if any(MASK_TOKEN in p or POS_TOKEN in p for p in pieces):
+                raise DataFormatError(f"{sample.where()}: every {MASK_TOKEN} must be followed by {POS_TOKEN} directly")
+            text = pieces[0]
+            for piece in pieces[1:]:
+                box = _geometry_of(sample, next(pending), "to_box")
+                text += codec.encode(box, sample.width, sample.height) + piece
+            turns.append(Turn(turn.role, text) if text != turn.text else turn)
+        return dataclasses.replace(sample, conversation=turns, region_refs=[])
 
     def _region_refs(self, sample: Sample, text: str) -> list[int]:
         if self.spec.regions_in_image:

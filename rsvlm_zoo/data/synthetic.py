@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
+from rsvlm_zoo.data.box_codec import BoxCodec
 from rsvlm_zoo.data.schema import Region, Sample, Turn
 from rsvlm_zoo.tokens import MGIMM_ATTRIBUTE_PROMPT, MGIMM_DESCRIPTION_PROMPT, OVERVIEW, region_list
 
@@ -183,10 +184,13 @@ class SyntheticRegionScenes:
             question about regionK carries another object's mask.
         task: "region_qa" (Aquila-plus region questions), "box_attributes" (MGIMM stage 1: one box per
             sample, answer = attribute phrase) or "description" (MGIMM stage 2: every box of the scene,
-            answer = a detailed description with each object's attributes and position).
+            answer = a detailed description with each object's attributes and position) or "refer" (GeoChat
+            referring: one object per sample, "[refer] Where is the large red round storage tank?" -> its box
+            as text on the 0-100 grid, `{<x1><y1><x2><y2>}`; the rough position is added to the phrase when
+            another object of the scene has the same attributes).
     """
 
-    TASKS = ("region_qa", "box_attributes", "description")
+    TASKS = ("region_qa", "box_attributes", "description", "refer")
 
     def __init__(
         self,
@@ -227,10 +231,12 @@ class SyntheticRegionScenes:
         return self._index
 
     def __len__(self) -> int:
-        per_object = self.one_question or self.task == "box_attributes"
+        per_object = self.one_question or self.task in ("box_attributes", "refer")
         return len(self._pairs()) if per_object and self.task != "description" else self.num_scenes
 
     def __getitem__(self, idx: int) -> Sample:
+        if self.task == "refer":
+            return self._refer_sample(idx)
         if self.task != "region_qa":
             return self._mgimm_sample(idx)
         scene, ask = self._pairs()[idx] if self.one_question else (idx, None)
@@ -292,4 +298,24 @@ class SyntheticRegionScenes:
             sample_id=f"scene{scene}" + (f":box{ask + 1}" if ask is not None else ""),
             source=f"synthetic(seed={self.seed}, task={self.task})",
             meta={"answer": answer},
+        )
+
+    def _refer_sample(self, idx: int) -> Sample:
+        scene, ask = self._pairs()[idx]
+        image, objects = generate_scene(self._scene_seed(scene), self.side, self.min_objects, self.max_objects)
+        obj = objects[ask]
+        phrase = obj.answer.removeprefix("a ")
+        if sum(o.answer == obj.answer for o in objects) > 1:  # not unique in the scene: say where it is
+            phrase += " " + position_phrase(obj.centre, self.side)
+        box = mask_box(obj.mask)
+        answer = BoxCodec("grid100").encode(box, self.side, self.side)
+        return Sample(
+            image=image,
+            width=self.side,
+            height=self.side,
+            regions=[Region(box=box, category=obj.category, text=obj.answer)],
+            conversation=[Turn("human", f"<image>\n[refer] Where is the {phrase}?"), Turn("gpt", answer)],
+            sample_id=f"scene{scene}:object{ask + 1}",
+            source=f"synthetic(seed={self.seed}, task={self.task})",
+            meta={"answer": answer, "phrase": phrase},
         )

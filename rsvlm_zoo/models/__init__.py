@@ -2,6 +2,7 @@
 
 from rsvlm_zoo.models.aquila_plus import AquilaPlus
 from rsvlm_zoo.models.base import RegionVLM
+from rsvlm_zoo.models.geochat import GeoChat
 from rsvlm_zoo.models.mgimm import MGIMM
 
-__all__ = ["MGIMM", "AquilaPlus", "RegionVLM"]
+__all__ = ["MGIMM", "AquilaPlus", "GeoChat", "RegionVLM"]
