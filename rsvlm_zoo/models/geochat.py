@@ -29,7 +29,8 @@ from rsvlm_zoo.weights.pretrained import llm_block
 IDENTIFY_PROMPT = "<image>\n[identify] What is the object present at {region}?"
 REFER_PROMPT = "<image>\n[refer] Where is the {phrase}?"
 # Words of GeoChat's box text and task tags; added to a tokenizer that would read them as unknown words (the
-# tiny word-level one), after every existing token, so no existing id moves. Vicuna's tokenizer has them all.
+# tiny word-level one), after every existing token, so no existing id moves. A byte-fallback tokenizer (Vicuna's)
+# reads them without `<unk>` and gets none.
 BOX_TEXT_TOKENS = ("{<", "><", ">}", ">|<")
 TASK_TAG_WORDS = ("refer", "grounding", "identify")
 
