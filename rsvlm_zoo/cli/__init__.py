@@ -25,6 +25,7 @@ OWN_COMMANDS: dict[str, tuple[str, str, str]] = {
     "eval": ("rsvlm_zoo.cli.eval", "eval_main", "score a predictions file (rsvlm test/predict, or captions) again"),
     "data": ("rsvlm_zoo.cli.data", "data_main", "check an annotation source: counts and problems as a table"),
     "export": ("rsvlm_zoo.cli.export", "export_main", "write a deployable model directory from a model file"),
+    "recipes": ("rsvlm_zoo.cli.recipes", "recipes_main", "list, show or copy the recipes shipped with the package"),
 }
 
 
@@ -88,8 +89,9 @@ def main(args: list[str] | None = None) -> int | None:
         code = _own_command(argv[0])(argv[1:])
     elif argv[0] in LIGHTNING_COMMANDS or argv[0].startswith("-"):
         from rsvlm_zoo.cli.lightning_cli import lightning_main
+        from rsvlm_zoo.cli.recipes import resolve_config_args
 
-        code = lightning_main(args)  # None: LightningCLI reads sys.argv itself
+        code = lightning_main(resolve_config_args(argv))  # `-c NAME` may name a shipped recipe
     else:
         print(f"rsvlm: error: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
         code = 2
