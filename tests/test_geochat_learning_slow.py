@@ -31,8 +31,9 @@ from rsvlm_zoo.data.collate import RegionCollator
 from rsvlm_zoo.data.processor import RegionProcessor
 from rsvlm_zoo.data.schema import Turn
 from rsvlm_zoo.data.synthetic import SyntheticRegionScenes
+from rsvlm_zoo.metrics.grounding import GroundingAccuracy
 from rsvlm_zoo.models.describe import generation_batch
-from rsvlm_zoo.models.geochat import IDENTIFY_PROMPT, first_box, grounding_scores
+from rsvlm_zoo.models.geochat import IDENTIFY_PROMPT, first_box
 from rsvlm_zoo.tokens import REGION
 
 pytestmark = pytest.mark.slow
@@ -66,6 +67,18 @@ class Processed(torch.utils.data.Dataset):
     def __getitem__(self, idx: int) -> dict:
         sample = self.scenes[idx]
         return self.processor(sample, sample.image)
+
+
+def grounding_scores(predicted, truth) -> dict[str, float]:
+    """Acc@0.5, mean IoU and the share of answers holding a box, from the project's grounding metric."""
+    metric = GroundingAccuracy()
+    metric.update(predicted, truth)
+    got = metric.compute()
+    return {
+        "acc@0.5": float(got["acc@0.5"]),
+        "mean_iou": float(got["miou"]),
+        "parsed": 1 - float(got["unparsed"]) / len(truth),
+    }
 
 
 def score(model, scenes, batch_size: int = 128) -> tuple[dict[str, float], list[str]]:

@@ -68,14 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def region_kind(model: Any) -> str:
-    """`"mask"` or `"box"`: the region geometry the model's `describe()` takes.
+    """`"mask"`, `"box"` or `"text"` (boxes written into the prompt): the regions the model's `describe()` takes.
 
     Raises:
         ModelInputError: when the model has no `describe()`.
     """
     if not callable(getattr(model, "describe", None)):
         raise ModelInputError(f"{type(model).__name__} has no describe() method")
-    return "box" if model.input_spec().region_kind == "box" else "mask"
+    kind = model.input_spec().region_kind
+    return kind if kind in ("box", "text") else "mask"
 
 
 def describe_regions(
@@ -103,7 +104,13 @@ def describe_regions(
         ModelUsageError: `task` given for a mask model.
     """
     height, width = image.shape[:2]
-    if region_kind(model) == "box":
+    kind = region_kind(model)
+    if kind == "text":  # boxes written as text in the question (GeoChat's [identify])
+        if task is not None:
+            raise ModelUsageError(f"--task applies to region-token box models; {type(model).__name__} answers per box")
+        boxes = [r.to_box() for r in regions]
+        return list(model.describe([image], [boxes], prompt=prompt, max_new_tokens=max_new_tokens)[0])
+    if kind == "box":
         task = task or "attributes"
         boxes = [r.to_box() for r in regions]
         out = model.describe([image], [boxes], prompt=prompt, max_new_tokens=max_new_tokens, task=task)

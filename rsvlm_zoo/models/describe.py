@@ -106,3 +106,17 @@ def group_by_image(answers: list[str], sample_image: list[int], num_images: int)
     for owner, answer in zip(sample_image, answers, strict=True):
         grouped[owner].append(answer)
     return grouped
+
+
+def check_box(box: Any, width: int, height: int, where: str) -> tuple[float, float, float, float]:
+    """A `describe()` box as four floats clipped to the image.
+
+    Raises:
+        ValueError: naming `where`, for a box without area or one outside the image.
+    """
+    x1, y1, x2, y2 = (float(v) for v in box)
+    if not (x2 > x1 and y2 > y1):
+        raise ValueError(f"{where}: box {box} has no area; boxes are (x1, y1, x2, y2) pixels with x2 > x1, y2 > y1")
+    if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
+        raise ValueError(f"{where}: box {box} lies outside the {width}x{height} image")
+    return (max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2))

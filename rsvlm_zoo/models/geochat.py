@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from tokenizers import AddedToken
 
@@ -18,11 +17,11 @@ from rsvlm_zoo.data.schema import Region, Sample, Turn
 from rsvlm_zoo.models.base import RegionVLM
 from rsvlm_zoo.models.blocks.encoders import VisionEncoder, ViTCLIPEncoder
 from rsvlm_zoo.models.blocks.llms import HFCausalLM
-from rsvlm_zoo.models.blocks.projectors import MLPProjector
 from rsvlm_zoo.models.blocks.regions import RegionBatch, RegionExtractor
-from rsvlm_zoo.models.describe import ImageLike, answer_samples, group_by_image, to_rgb_array
+from rsvlm_zoo.models.builder import build_member
+from rsvlm_zoo.models.describe import ImageLike, answer_samples, check_box, group_by_image, to_rgb_array
 from rsvlm_zoo.models.lora import LoraSettings
-from rsvlm_zoo.registry import merge_overrides, register_model
+from rsvlm_zoo.registry import register_model
 from rsvlm_zoo.tokens import REGION
 from rsvlm_zoo.weights.pretrained import llm_block
 
@@ -131,7 +130,7 @@ class GeoChat(RegionVLM):
             h, w = img.shape[:2]
             for k, item in enumerate(items):
                 if task == "identify":  # the processor writes the box as text where `<mask><pos>` stands
-                    regs = [Region(box=_check_box(item, w, h, f"image {i}, box {k}"))]
+                    regs = [Region(box=check_box(item, w, h, f"image {i}, box {k}"))]
                     text = prompt.replace(slot, REGION)
                 else:
                     regs, text = [], prompt.replace(slot, str(item))
@@ -157,45 +156,13 @@ def first_box(text: str, width: int, height: int) -> Box | None:
     return found[0][0] if found else None
 
 
-def box_iou(a: Box | None, b: Box) -> float:
-    """IoU of two (x1, y1, x2, y2) boxes; 0 when `a` is None."""
-    if a is None:
-        return 0.0
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
-def grounding_scores(predicted: list[Box | None], truth: list[Box], threshold: float = 0.5) -> dict[str, float]:
-    """Accuracy at IoU >= `threshold`, mean IoU and the share of answers holding a box."""
-    ious = np.array([box_iou(p, t) for p, t in zip(predicted, truth, strict=True)])
-    return {
-        f"acc@{threshold:g}": float((ious >= threshold).mean()),
-        "mean_iou": float(ious.mean()),
-        "parsed": float(np.mean([p is not None for p in predicted])),
-    }
-
-
-def _check_box(box: Any, width: int, height: int, where: str) -> Box:
-    x1, y1, x2, y2 = (float(v) for v in box)
-    if not (x2 > x1 and y2 > y1):
-        raise ValueError(f"{where}: box {box} has no area; boxes are (x1, y1, x2, y2) pixels with x2 > x1, y2 > y1")
-    if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
-        raise ValueError(f"{where}: box {box} lies outside the {width}x{height} image")
-    return (max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2))
-
-
 def _create_geochat(pretrained: bool, defaults: dict[str, Any], overrides: dict[str, Any]) -> GeoChat:
-    """The family's one builder: a variant's defaults merged with the caller's overrides, blocks sized to fit."""
-    args = merge_overrides(defaults, overrides)
-    encoder, llm = args.pop("encoder"), args.pop("llm")
-    args.pop("extractor", None)  # parameter-free: its width is the LLM's
-    enc = ViTCLIPEncoder(pretrained=pretrained, **encoder)
-    lm = HFCausalLM(**{"pretrained": pretrained, **llm})
-    proj = MLPProjector(enc.image_dim, lm.hidden_size, **args.pop("projector", {}))
-    return GeoChat(encoder=enc, extractor=TextRegions(lm.hidden_size), projector=proj, llm=lm, **args)
+    def extractor(enc: ViTCLIPEncoder, lm: HFCausalLM, args: dict[str, Any]) -> TextRegions:
+        if args:
+            raise ValueError(f"GeoChat has no region module to configure; drop the extractor arguments {sorted(args)}")
+        return TextRegions(lm.hidden_size)
+
+    return build_member(GeoChat, ViTCLIPEncoder, extractor, pretrained, defaults, overrides)
 
 
 @register_model

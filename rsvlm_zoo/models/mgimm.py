@@ -12,7 +12,7 @@ from rsvlm_zoo.models.blocks.box_extractor import BoxRegionEncoder
 from rsvlm_zoo.models.blocks.encoders import ViTCLIPEncoder
 from rsvlm_zoo.models.blocks.llms import HFCausalLM
 from rsvlm_zoo.models.builder import build_member
-from rsvlm_zoo.models.describe import ImageLike, answer_samples, group_by_image, to_rgb_array
+from rsvlm_zoo.models.describe import ImageLike, answer_samples, check_box, group_by_image, to_rgb_array
 from rsvlm_zoo.models.lora import LoraSettings
 from rsvlm_zoo.registry import register_model
 from rsvlm_zoo.tokens import MGIMM_ATTRIBUTE_PROMPT as ATTRIBUTE_PROMPT
@@ -79,7 +79,7 @@ class MGIMM(RegionVLM):
         samples, owners = [], []
         for i, (img, boxes) in enumerate(zip(arrays, regions, strict=True)):
             h, w = img.shape[:2]
-            regs = [Region(box=_check_box(b, w, h, f"image {i}, box {k}")) for k, b in enumerate(boxes)]
+            regs = [Region(box=check_box(b, w, h, f"image {i}, box {k}")) for k, b in enumerate(boxes)]
             groups = [regs] if task == "description" else [[r] for r in regs]
             for group in groups:
                 samples.append(
@@ -95,15 +95,6 @@ class MGIMM(RegionVLM):
                 owners.append(i)
         answers = answer_samples(self, samples, arrays, owners, max_new_tokens, **generate_kwargs)
         return answers if task == "description" else group_by_image(answers, owners, len(images))
-
-
-def _check_box(box: Any, width: int, height: int, where: str) -> tuple[float, float, float, float]:
-    x1, y1, x2, y2 = (float(v) for v in box)
-    if not (x2 > x1 and y2 > y1):
-        raise ValueError(f"{where}: box {box} has no area; boxes are (x1, y1, x2, y2) pixels with x2 > x1, y2 > y1")
-    if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
-        raise ValueError(f"{where}: box {box} lies outside the {width}x{height} image")
-    return (max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2))
 
 
 def _create_mgimm(pretrained: bool, defaults: dict[str, Any], overrides: dict[str, Any]) -> MGIMM:
