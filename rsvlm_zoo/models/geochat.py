@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import torch
 from tokenizers import AddedToken
 
-from rsvlm_zoo.data.box_codec import Box, BoxCodec
+from rsvlm_zoo.data.box_codec import Box, answer_box
 from rsvlm_zoo.data.schema import Region, Sample, Turn
 from rsvlm_zoo.models.base import RegionVLM
 from rsvlm_zoo.models.blocks.encoders import VisionEncoder, ViTCLIPEncoder
@@ -148,12 +148,12 @@ class GeoChat(RegionVLM):
 
 
 def first_box(text: str, width: int, height: int) -> Box | None:
-    """The first grid100 box written in `text`, in pixels of a `width` x `height` image; None when there is none."""
-    try:
-        found = BoxCodec("grid100").decode(text, width, height)
-    except ValueError:  # DataFormatError: values off the grid, an inverted box
-        return None
-    return found[0][0] if found else None
+    """The first grid100 box written in `text`, in pixels of a `width` x `height` image, its angle dropped.
+
+    None when there is none, or when the first one is off the grid or inverted (`answer_box`, format geochat).
+    """
+    box = answer_box(text, "geochat", width, height)
+    return None if box is None else box[:4]
 
 
 def _create_geochat(pretrained: bool, defaults: dict[str, Any], overrides: dict[str, Any]) -> GeoChat:
