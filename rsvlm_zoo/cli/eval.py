@@ -1,10 +1,13 @@
-"""`rsvlm eval`: score predictions again, from a run's own records or against a caption reference file.
+"""`rsvlm eval`: score predictions again, from a run's own records, against a caption reference file, or per task.
 
 Usage::
 
     rsvlm eval --predictions runs/x/eval/predictions_<set>.jsonl [--metrics exact_match,caption]
     rsvlm eval --predictions preds.jsonl --references refs.json [--output metrics.json]
                [--split test] [--spice [--corenlp-dir DIR]] [--tokenizer ptb|none] [--no-meteor]
+    rsvlm eval --task grounding|refcls|regioncap|description --predictions preds.jsonl --references refs.json
+               [--box-format geochat|qwen|pixels|norm1|norm1000] [--bootstrap N [--seed S]] [--allow-missing]
+               [--output metrics.json] [caption options for regioncap/description]
 
 Without `--references`, the predictions are the records `rsvlm test` (`<root>/eval/predictions_<set>.jsonl`) and
 `rsvlm predict` (`<root>/predictions.jsonl`) write (`rsvlm_zoo.evaluation.records`): each line carries its
@@ -32,6 +35,44 @@ The table of scores is printed and the scores are written as a flat strict-JSON 
 (NaN or infinite, e.g. a metric over no comparable text) is written as `null` and printed as `n/a`, never as
 the non-standard `NaN`. Both input files must be UTF-8; a byte that is not is reported with its offset.
 
+Region tasks (`--task`). Predictions are JSON Lines of `{"sample_id", "answer"}` (the records `rsvlm test` and
+`rsvlm predict` write carry both and are accepted as they are; other keys are ignored). References are a JSON list
+of records, as `rsvlm data refs` writes them:
+
+- `grounding`: `{"sample_id", "width", "height", "box": [x1, y1, x2, y2], "angle"?}`, the box in pixels of the
+  image; `angle` (degrees) makes it a rotated box: the box turned about its centre, a positive angle turning the
+  x axis toward the y axis (clockwise on screen), as GeoChat writes `{<x1><y1><x2><y2>|<θ>}`
+  (`rsvlm_zoo.metrics.grounding` gives the convention and the exact polygon IoU).
+- `refcls`, `regioncap`, `description`: `{"sample_id", "references": [str, ...]}`.
+
+Sample ids are strings or integers, matched on their text. `grounding` reads the first box of each answer written
+as `--box-format` says (default `geochat`): `geochat` `{<x1><y1><x2><y2>}` or `{<x1><y1><x2><y2>|<θ>}` on a 0-100
+grid; `qwen` Qwen-VL's `<box>(x1,y1),(x2,y2)</box>` on 0-1000; `pixels` `[x1, y1, x2, y2]`; `norm1` the same in
+0-1; `norm1000` the same in 0-1000 (the bracketed forms take a fifth number, the angle). Grid and normalised
+values are turned into pixels with the reference's width and height before any IoU, so a rotated box keeps its
+shape on a non-square image. An answer with no box, or whose first box is out of range (outside the grid, or
+outside the image for `pixels`) or inverted, is a miss: IoU 0, and counted in `unparsed`. The scores are
+`acc@0.25`, `acc@0.5`, `acc@0.75` (the share of samples with IoU at least that), `miou` (mean IoU), `ciou`
+(summed intersections over summed unions) and `unparsed` (a count of samples, not a share). `refcls` gives
+Osprey's `semantic_similarity` (all-MiniLM-L6-v2 cosine; needs `pip install 'rsvlm_zoo[semantic]'`) and
+`semantic_iou` (word-set Jaccard); `regioncap` and `description` give the caption suite (Bleu_1..4, METEOR,
+ROUGE_L, CIDEr, optional SPICE) with `--no-meteor`, `--spice`, `--corenlp-dir` and `--tokenizer`. The output
+also holds `samples` and `missing_predictions`.
+
+`--bootstrap N` (grounding and refcls) adds a 95% percentile interval to every score but `unparsed`: the samples
+are resampled with replacement N times (numpy `default_rng(--seed)`, default seed 0, so the same seed gives the
+same intervals), each score is recomputed exactly from the per-sample values (IoU, intersection and union;
+per-sample semantic scores), and the 2.5th and 97.5th percentiles are written as `"<score>_ci95": [low, high]`,
+e.g. `{"acc@0.5": 0.41, "acc@0.5_ci95": [0.37, 0.45], ..., "bootstrap_resamples": 1000, "bootstrap_seed": 0}`.
+The caption tasks refuse `--bootstrap` (exit 2): BLEU, METEOR and CIDEr are corpus-level scores, so an exact
+interval would rescore the whole suite once per resample.
+
+Every reference needs a prediction and every prediction a reference: an id on one side only is an error naming
+the ids and the file. `--allow-missing` scores a reference without prediction as a miss (grounding: IoU 0 and
+`unparsed`; text tasks: an empty answer) and reports how many (`missing_predictions`); a prediction without
+reference stays an error. A sample id given twice is an error naming both lines (predictions) or records
+(references, counted from 1).
+
 Exit status: 0 on success; 1 when the inputs cannot be scored or the output cannot be written (one line on
 stderr, `rsvlm eval: error: ...`, naming the file, the line or record and the reason); 2 for bad arguments.
 """
@@ -46,8 +87,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from rsvlm_zoo.data.box_codec import ANSWER_FORMATS
 from rsvlm_zoo.evaluation.answer_metrics import KNOWN, build_answer_metrics, score_records
 from rsvlm_zoo.evaluation.records import RecordFileError, read_records
+from rsvlm_zoo.evaluation.region_tasks import BOOTSTRAP_TASKS, CI_SUFFIX, TASKS
 from rsvlm_zoo.evaluation.writers import markdown_table, strict_json
 from rsvlm_zoo.metrics.caption_io import (
     CaptionDataError,
@@ -66,9 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rsvlm eval",
         description="Score caption predictions with BLEU-1..4, METEOR, ROUGE-L, CIDEr-D (and SPICE), "
-        "numbers identical to coco-caption (pycocoevalcap).",
+        "numbers identical to coco-caption (pycocoevalcap); or, with --task, region-task answers (grounding "
+        "boxes, referring classification, region captions) against a references list.",
     )
-    parser.add_argument("--predictions", required=True, type=Path, help="JSON Lines: {image_id, caption} per line")
+    parser.add_argument(
+        "--predictions",
+        required=True,
+        type=Path,
+        help="JSON Lines: {image_id, caption} per line, or {sample_id, answer} with --task",
+    )
     parser.add_argument(
         "--references", type=Path, default=None, help="COCO caption or Karpathy JSON (default: the records' own)"
     )
@@ -84,7 +133,41 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--corenlp-dir", type=Path, default=None, help=f"CoreNLP jars folder (or ${SPICE_ENV})")
     parser.add_argument("--no-meteor", action="store_true", help="skip METEOR")
     parser.add_argument("--tokenizer", choices=("ptb", "none"), default="ptb", help="ptb: as coco-caption")
+    task = parser.add_argument_group("region tasks (--task)")
+    task.add_argument(
+        "--task", choices=TASKS, default=None, help="score {sample_id, answer} predictions against a references list"
+    )
+    task.add_argument(
+        "--box-format",
+        choices=tuple(ANSWER_FORMATS),
+        default=None,
+        help="grounding: how answers write boxes (default geochat: {<x1><y1><x2><y2>|<angle>} on 0-100)",
+    )
+    task.add_argument(
+        "--bootstrap",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="grounding/refcls: add 95%% percentile intervals from N resamples of the samples",
+    )
+    task.add_argument("--seed", type=int, default=None, help="bootstrap seed (default 0)")
+    task.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="score a reference without prediction as a miss (grounding) or an empty answer (text tasks)",
+    )
     return parser
+
+
+def _count(text: str) -> int:
+    """A non-negative integer (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
 
 
 def _metric_names(text: str) -> tuple[str, ...]:
@@ -160,6 +243,21 @@ def eval_main(argv: list[str] | None = None) -> int:
         return 1
     from rsvlm_zoo.metrics.caption import CaptionMetrics
 
+    if args.task is not None:
+        return _eval_task(args)
+    task_only = [
+        flag
+        for flag, given in (
+            ("--box-format", args.box_format is not None),
+            ("--bootstrap", bool(args.bootstrap)),
+            ("--seed", args.seed is not None),
+            ("--allow-missing", args.allow_missing),
+        )
+        if given
+    ]
+    if task_only:
+        print(f"rsvlm eval: error: {', '.join(task_only)} go(es) with --task; add --task TASK", file=sys.stderr)
+        return 2
     if args.references is None:
         return _eval_records(args)
     if args.metrics != ("caption",):
@@ -225,6 +323,89 @@ def _eval_records(args: argparse.Namespace) -> int:
     try:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(strict_json(results, indent=2) + "\n", encoding="utf-8")
+    except OSError as err:
+        print(f"rsvlm eval: error: cannot write {args.output}: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _task_argument_error(args: argparse.Namespace) -> str | None:
+    """Why the `--task` arguments cannot go together, or None."""
+    if args.references is None:
+        return f"--task {args.task} needs --references, the JSON list of reference records (`rsvlm data refs`)"
+    if args.metrics != ("caption",):
+        return "--metrics scores a run's records; with --task the task decides the metrics"
+    if args.box_format is not None and args.task != "grounding":
+        return f"--box-format is for --task grounding, not {args.task}"
+    if args.bootstrap and args.task not in BOOTSTRAP_TASKS:
+        return (
+            f"--bootstrap is for --task {' and '.join(BOOTSTRAP_TASKS)}: the caption suite of --task {args.task} "
+            "has corpus-level scores (BLEU, METEOR, CIDEr), which cannot be resampled per sample; drop --bootstrap"
+        )
+    return None
+
+
+def format_task_table(scores: dict[str, Any], num_samples: int, missing: int, task: str) -> str:
+    """A text table of the scores of `--task`, with the 95% interval column when there is one."""
+    names = [k for k in scores if not k.endswith(CI_SUFFIX) and k not in ("samples", "missing_predictions")]
+    names = [k for k in names if not k.startswith("bootstrap_")]
+    label = {"unparsed": "unparsed (count)"}
+    width = max(len(label.get(k, k)) for k in [*names, "metric"])
+    with_ci = any(k.endswith(CI_SUFFIX) for k in scores)
+    lines = [f"{'metric':<{width}}  {'score':>8}" + ("  95% CI" if with_ci else "")]
+    lines.append(f"{'-' * width}  {'-' * 8}" + ("  " + "-" * 17 if with_ci else ""))
+    for name in names:
+        value = scores[name]
+        text = "n/a" if value is None else (str(value) if isinstance(value, int) else f"{value:.4f}")
+        row = f"{label.get(name, name):<{width}}  {text:>8}"
+        interval = scores.get(name + CI_SUFFIX)
+        if interval is not None:
+            row += f"  [{interval[0]:.4f}, {interval[1]:.4f}]"
+        lines.append(row)
+    tail = f"({num_samples} samples, --task {task}"
+    tail += f"; {missing} without prediction, scored as misses)" if missing else ")"
+    lines.append(tail)
+    return "\n".join(lines)
+
+
+def _eval_task(args: argparse.Namespace) -> int:
+    """`--task`: score {sample_id, answer} predictions against a references list; write the flat scores."""
+    from rsvlm_zoo.evaluation import region_tasks as rt
+
+    problem = _task_argument_error(args)
+    if problem:
+        print(f"rsvlm eval: error: {problem}", file=sys.stderr)
+        return 2
+    seed = 0 if args.seed is None else args.seed
+    try:
+        predictions = rt.load_predictions(args.predictions)
+        references = rt.load_references(args.references, args.task)
+        matched = rt.match(predictions, references, args.predictions, args.references, args.allow_missing)
+        if args.task == "grounding":
+            scores, _ = rt.score_grounding(matched, args.box_format or "geochat", args.bootstrap, seed)
+        elif args.task == "refcls":
+            scores = rt.score_refcls(matched, args.bootstrap, seed)
+        else:
+            scores = rt.score_captions(
+                matched,
+                meteor=not args.no_meteor,
+                spice=args.spice,
+                corenlp_dir=args.corenlp_dir,
+                tokenizer=args.tokenizer,
+            )
+    except (rt.TaskInputError, JavaNotFoundError, SpiceModelsNotFoundError, ModuleNotFoundError) as exc:
+        print(f"rsvlm eval: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    scores["samples"] = len(matched.references)
+    scores["missing_predictions"] = matched.missing
+    if args.bootstrap:
+        scores["bootstrap_resamples"] = args.bootstrap
+        scores["bootstrap_seed"] = seed
+    print(format_task_table(scores, len(matched.references), matched.missing, args.task))
+    try:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(scores, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     except OSError as err:
         print(f"rsvlm eval: error: cannot write {args.output}: {err}", file=sys.stderr)
         return 1
