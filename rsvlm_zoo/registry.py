@@ -1,23 +1,34 @@
 """Model registry: register_model / build_model / list_models, as timm does it.
 
-The registry imports no model: each family's module registers its members when it is imported, and the package
-(`import rsvlm_zoo`) imports every built-in family, as `timm` imports `timm.models`.
+The registry imports no model: each family's module registers its members when it is imported. The built-in
+families (`rsvlm_zoo.models`) are imported by the first `build_model` or `list_models` call, so `import rsvlm_zoo`
+stays light; a family of one's own registers by being imported before that call, as with timm.
 """
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import lightning as L
 
 from rsvlm_zoo.weights.export import load_weights
 
+if TYPE_CHECKING:
+    from rsvlm_zoo.models.base import RegionVLM
+
 _MODELS: dict[str, Callable[..., L.LightningModule]] = {}
 F = TypeVar("F", bound=Callable[..., L.LightningModule])
+BUILTIN_FAMILIES = "rsvlm_zoo.models"
+
+
+def _import_builtin_families() -> None:
+    """Import the built-in families once, which registers their members."""
+    importlib.import_module(BUILTIN_FAMILIES)
 
 
 BLOCKS = ("encoder", "extractor", "projector", "llm")
@@ -57,13 +68,14 @@ def register_model(fn: F) -> F:
 
 def list_models(pattern: str | None = None) -> list[str]:
     """Sorted registered names, optionally filtered by a glob such as `"aquila*"`."""
+    _import_builtin_families()
     names = sorted(_MODELS)
     return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
 
 
 def build_model(
     name: str, pretrained: bool = False, checkpoint: str | Path | None = None, **overrides: Any
-) -> L.LightningModule:
+) -> RegionVLM:
     """Build a registered model, in eval mode as Hugging Face models load (training switches the mode itself).
 
     A `None` override switches a setting off where the model accepts `None` for it (`lora=None`: no LoRA;
@@ -80,6 +92,7 @@ def build_model(
     Raises:
         UnknownModelError: naming the closest registered names.
     """
+    _import_builtin_families()
     if name not in _MODELS:
         close = difflib.get_close_matches(name, list(_MODELS), n=3, cutoff=0.3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""

@@ -1,5 +1,6 @@
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,28 @@ def _fast_dev_run_args(recipe: str, tmp_path: Path, *overrides: str) -> list[str
 
 def test_fit_fast_dev_run_on_the_tiny_recipe(tmp_path):
     assert main(_fast_dev_run_args("tiny/aquila_plus.yaml", tmp_path)) == 0
+
+
+def test_a_frozen_encoder_fits_without_lightnings_eval_mode_warning(tmp_path):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(_fast_dev_run_args("tiny/mgimm_stage1.yaml", tmp_path)) == 0
+    # The frozen encoder is in eval mode on purpose: Lightning's warning about it is not shown.
+    assert not [w for w in caught if "in eval mode at the start of training" in str(w.message)]
+
+
+def test_an_unexpected_module_in_eval_mode_is_still_warned_about():
+    from rsvlm_zoo import build_model
+
+    model = build_model("aquila_plus_tiny")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.on_fit_start()
+        model.train()
+        model.projector.eval()  # not the frozen encoder: Lightning's count is one more
+        n = sum(1 for m in model.modules() if not m.training)
+        warnings.warn(f"Found {n} module(s) in eval mode at the start of training.", UserWarning, stacklevel=1)
+    assert [w for w in caught if "in eval mode" in str(w.message)]
 
 
 def test_a_users_config_yaml_is_never_overwritten(tmp_path):
@@ -187,3 +210,23 @@ def test_a_foreign_lightning_script_on_path_is_named(tmp_path, monkeypatch):
     (other / "lightning").chmod(0o755)
     monkeypatch.setenv("PATH", str(other))
     assert f"the `lightning` command on PATH ({other / 'lightning'}) is not rsvlm_zoo's" in lightning_script_note()
+
+
+def test_import_and_help_stay_light_until_a_model_is_asked_for():
+    """`import rsvlm_zoo` and `rsvlm --help` load no torch or lightning; the first public name loads what it needs."""
+    code = (
+        "import sys, rsvlm_zoo; from rsvlm_zoo.cli import main;"
+        "heavy = [m for m in ('torch', 'lightning', 'transformers', 'timm') if m in sys.modules];"
+        "assert not heavy, heavy;"
+        "rsvlm_zoo.list_models(); assert 'torch' in sys.modules and 'rsvlm_zoo.models' in sys.modules;"
+        "assert 'build_model' in dir(rsvlm_zoo)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from rsvlm_zoo.cli import main; main(['--help']); print(*sys.modules)"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0 and "commands:" in done.stdout, done.stderr
+    assert not {"torch", "lightning"} & set(done.stdout.split()), done.stdout[-300:]

