@@ -51,5 +51,6 @@ def test_tiny_recipe_trains_and_validates_with_ddp_on_two_cpu_processes(tmp_path
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
-    metrics = dict(re.findall(r"(val/\S+)\s+([0-9.]+)", out.stdout.split("final validation metrics", 1)[-1]))
-    assert set(metrics) == {"val/exact_match_regions", "val/exact_match_shuffled_masks"}, out.stdout[-2000:]
+    output = out.stdout + out.stderr  # the final metrics go through Lightning's logger (stderr)
+    metrics = dict(re.findall(r"(val/\S+)\s+([0-9.]+)", output.split("final validation metrics", 1)[-1]))
+    assert set(metrics) == {"val/exact_match_regions", "val/exact_match_shuffled_masks"}, output[-2000:]

@@ -27,7 +27,7 @@ def fit(recipe: str, *overrides: str) -> tuple[dict[str, float], float]:
     )
     elapsed = time.monotonic() - start
     assert out.returncode == 0, out.stderr[-3000:]
-    return final_metrics(out.stdout), elapsed
+    return final_metrics(out.stdout + out.stderr), elapsed  # the final metrics go through Lightning's logger
 
 
 def test_tiny_aquila_plus_learns_regions_within_ten_minutes(tmp_path):

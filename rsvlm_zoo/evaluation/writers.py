@@ -18,6 +18,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter, Callback
+from lightning.pytorch.utilities import rank_zero_info
 
 
 def _gather(records: dict[str, list[dict[str, Any]]], trainer: L.Trainer) -> dict[str, list[dict[str, Any]]]:
@@ -93,7 +94,7 @@ class EvaluationWriter(Callback):
             return
         out = Path(self.output_dir or Path(trainer.default_root_dir) / "eval")
         self.written = write_evaluation(out, records, getattr(pl_module, "eval_results", {}))
-        print(f"\nevaluation written to {out}\n" + markdown_table(getattr(pl_module, "eval_results", {})))
+        rank_zero_info(f"evaluation written to {out}\n" + markdown_table(getattr(pl_module, "eval_results", {})))
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Write after `trainer.test`."""
@@ -148,4 +149,4 @@ class PredictionWriter(BasePredictionWriter):
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Say where the predictions went."""
         if self.path is not None:
-            print(f"predictions written to {self.path}")
+            rank_zero_info(f"predictions written to {self.path}")

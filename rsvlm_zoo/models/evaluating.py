@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from rsvlm_zoo.batch import Batch
@@ -97,10 +98,9 @@ class AnswerEvaluation(L.LightningModule):
         self._log_eval("test")
 
     def on_fit_end(self) -> None:
-        """Print the final evaluation metrics as a table."""
+        """Report the final evaluation metrics as a table, once (rank zero), through Lightning's logger."""
         metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("val/")}
-        if metrics and self.trainer.is_global_zero:
+        if metrics:
             width = max(map(len, metrics))
-            print("\nfinal validation metrics")
-            for k, v in sorted(metrics.items()):
-                print(f"  {k:<{width}}  {v:.4f}")
+            rows = [f"  {k:<{width}}  {v:.4f}" for k, v in sorted(metrics.items())]
+            rank_zero_info("\n".join(["final validation metrics", *rows]))
