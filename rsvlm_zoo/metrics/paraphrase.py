@@ -10,11 +10,14 @@ and finds exactly the same matches (the trie is searched by lookup, and each phr
 keep their relative order).
 
 The table is parsed once into word ids (`ParaphraseIndex`, ~70 MB of arrays) and cached under
-`$RSVLM_ZOO_CACHE` (default `$XDG_CACHE_HOME/rsvlm_zoo`, else `~/.cache/rsvlm_zoo`).
+`$RSVLM_ZOO_CACHE` (default `$XDG_CACHE_HOME/rsvlm_zoo`, else `~/.cache/rsvlm_zoo`) in
+`meteor-paraphrase-v<index version>-<sha256 of the table>`: keyed by the table's content, so every environment
+with the same pycocoevalcap shares one copy; deleting the folder only costs the next run the indexing again.
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import logging
@@ -70,6 +73,20 @@ def cache_root() -> Path:
         return Path(explicit)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "rsvlm_zoo"
+
+
+@functools.lru_cache(maxsize=8)
+def content_key(path: str, size: int, mtime_ns: int) -> str:
+    """SHA-256 of a file's bytes (about 0.1 s for METEOR's 62 MB table), once per process and file version.
+
+    The cache is keyed by content, not by install path, so every virtualenv with the same table shares one index.
+    `size` and `mtime_ns` only make the memo see a changed file.
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def candidate_words(sentences: Iterable[str]) -> set[str] | None:
@@ -193,8 +210,8 @@ class ParaphraseIndex:
         """The index of `table` (default: pycocoevalcap's), from the cache, parsing it (~15 s) the first time."""
         table = Path(table or paraphrase_table_path())
         stat = table.stat()
-        key = hashlib.sha1(f"{INDEX_VERSION}:{table.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
-        folder = cache_root() / f"meteor-paraphrase-{key[:16]}"
+        key = content_key(str(table.resolve()), stat.st_size, stat.st_mtime_ns)
+        folder = cache_root() / f"meteor-paraphrase-v{INDEX_VERSION}-{key[:16]}"
         with _BUILD_LOCK:
             if not (folder / "len2.npy").is_file():
                 log.info("indexing METEOR's paraphrase table %s once into %s (~15 s)", table, folder)

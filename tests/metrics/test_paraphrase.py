@@ -144,3 +144,17 @@ def test_corpus_table_matches_the_full_table_through_quote_and_dash_normalisatio
     with MeteorScorer(paraphrase="full") as full, MeteorScorer() as cut:
         assert cut.corpus_score(hyps, refs) == full.corpus_score(hyps, refs)
         assert cut.segment_stats(hyps, refs) == full.segment_stats(hyps, refs)
+
+
+def test_index_cache_is_keyed_by_content_so_copies_share_it(small_table, tmp_path):
+    ParaphraseIndex.cached(small_table)
+    copy = tmp_path / "elsewhere" / "paraphrase.gz"  # the same table in another environment
+    copy.parent.mkdir()
+    copy.write_bytes(small_table.read_bytes())
+    ParaphraseIndex.cached(copy)
+    folders = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert len(folders) == 1 and folders[0].startswith("meteor-paraphrase-v"), folders
+    with gzip.open(copy, "at", encoding="utf-8") as f:  # another table: another index
+        f.write("0.5\nplanes\naircraft\n")
+    ParaphraseIndex.cached(copy)
+    assert len(list((tmp_path / "cache").iterdir())) == 2
