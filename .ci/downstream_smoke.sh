@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Downstream smoke test: the wheel, installed into a fresh virtualenv outside the repository, used as the README
 # tells a pip user to: the Python snippet, `rsvlm recipes copy`, a fast_dev_run fit from a shipped recipe with both
-# command names, and `rsvlm eval`. The new virtualenv sees the calling environment's packages through a .pth line
-# (so torch and the rest are not installed twice); rsvlm_zoo itself comes only from the wheel.
+# command names, and `rsvlm eval`; then the sdist's own tests. The new virtualenv sees the calling environment's
+# packages through a .pth line (so torch and the rest are not installed twice); rsvlm_zoo comes only from the wheel.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
@@ -61,4 +61,8 @@ cat > references.json <<'JSON'
 JSON
 rsvlm eval --predictions predictions.jsonl --references references.json --no-meteor --output scores.json
 python -c "import json; s = json.load(open('scores.json')); assert s['CIDEr'] > 0, s; print('eval:', s)"
+# The sdist carries its tests with their conftest files and runs them from its own tree.
+python -m build --sdist -o "$work/sdist" "$repo" >/dev/null
+tar xzf "$work"/sdist/rsvlm_zoo-*.tar.gz -C "$work/sdist"
+(cd "$work"/sdist/rsvlm_zoo-*/ && python -m pytest -q -p no:cacheprovider tests/test_registry.py tests/test_recipes_cli.py)
 echo "downstream smoke test passed"

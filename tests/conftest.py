@@ -12,7 +12,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
-RECIPES = ROOT / "recipes"
+RECIPES = ROOT / "rsvlm_zoo" / "recipes"  # the shipped recipes (`recipes/` in a clone links here)
 
 
 @pytest.fixture(scope="session")
