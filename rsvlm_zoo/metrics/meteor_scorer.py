@@ -7,6 +7,12 @@ while the caller reads the statistics lines, and the corpus statistics are summe
 then scored with one `SING ||| stats` line. The result equals pycocoevalcap's METEOR; when a statistic is
 not an exact integer the scorer falls back to pycocoevalcap's `EVAL` line.
 
+Work METEOR would repeat is sent once: a reference equal to an earlier one of the same segment is left
+out (METEOR keeps the first reference with the strictly highest score, so a later copy of a reference
+can never be chosen), and segments whose `SCORE` lines are then equal are scored once, their statistics
+line reused. Both leave every segment's statistics unchanged; `dedupe=False` sends every line as
+pycocoevalcap does.
+
 By default the JVM loads only the paraphrase entries the corpus can match (see
 `rsvlm_zoo.metrics.paraphrase`), which turns METEOR's ~6 s table load into a fraction of a second; a
 later corpus whose words the loaded table covers reuses the running JVM.
@@ -22,7 +28,7 @@ from collections.abc import Sequence
 from itertools import chain
 from pathlib import Path
 
-from rsvlm_zoo.metrics.java import METEOR_JVM_ARGS, JvmProcess, pycocoevalcap_dir
+from rsvlm_zoo.metrics.java import METEOR_CUT_TABLE_JVM_ARGS, METEOR_JVM_ARGS, JvmProcess, pycocoevalcap_dir
 from rsvlm_zoo.metrics.paraphrase import candidate_words, write_corpus_table
 
 log = logging.getLogger(__name__)
@@ -49,6 +55,18 @@ def score_line(hyp: str, refs: Sequence[str]) -> str:
     return _one_line(" ||| ".join(("SCORE", " ||| ".join(refs), hyp)))
 
 
+def distinct_refs(refs: Sequence[str]) -> list[str]:
+    """`refs` without the references equal to an earlier one, in order; unchanged when one holds a "|".
+
+    METEOR's `SCORE` handler splits the line at "|||" and trims each reference, then keeps the first
+    reference with the strictly highest score: dropping a later copy of a reference changes no
+    statistic. With a "|" in a reference the line's split is left to METEOR untouched.
+    """
+    if len(refs) < 2 or any("|" in r for r in refs):
+        return list(refs)
+    return list(dict.fromkeys(refs))
+
+
 def aggregate_stats(stats: Sequence[Sequence[float]]) -> list[float]:
     """Corpus statistics, as `MeteorStats.addStats` (a perfect one-chunk match adds no chunk)."""
     total = [0.0] * STATS_LENGTH
@@ -69,18 +87,27 @@ class MeteorScorer:
 
     Args:
         max_heap: the JVM's `-Xmx` (pycocoevalcap uses 2G).
-        jvm_args: extra JVM options (default: the parallel collector: faster, same numbers).
+        jvm_args: extra JVM options for every METEOR JVM; by default the parallel collector (faster, same
+            numbers), plus the client-only JIT when the JVM loads a corpus-cut paraphrase table.
         paraphrase: "corpus" (load only the paraphrase entries the scored corpus can match; same
             scores, much faster start) or "full" (METEOR's whole table, as pycocoevalcap).
+        dedupe: send each distinct `SCORE` line once, without repeated references (same statistics);
+            False sends one line per segment with every reference, as pycocoevalcap.
     """
 
     def __init__(
-        self, max_heap: str = "2G", jvm_args: Sequence[str] = METEOR_JVM_ARGS, paraphrase: str = "corpus"
+        self,
+        max_heap: str = "2G",
+        jvm_args: Sequence[str] | None = None,
+        paraphrase: str = "corpus",
+        dedupe: bool = True,
     ) -> None:
         if paraphrase not in PARAPHRASE_MODES:
             raise ValueError(f"paraphrase must be one of {PARAPHRASE_MODES}, got {paraphrase!r}")
         self.paraphrase = paraphrase
-        self._base_args = [f"-Xmx{max_heap}", *jvm_args, "-jar", meteor_jar(), "-", "-", "-stdio", "-l", "en", "-norm"]
+        self.dedupe = dedupe
+        self._heap = f"-Xmx{max_heap}"
+        self._jvm_args = None if jvm_args is None else tuple(jvm_args)
         self._table_words: set[str] | None = None  # words the loaded cut table covers; None: full table
         self._loaded_full = paraphrase == "full"  # whether the JVM (when running) has the full table
         self._table_dir: str | None = None
@@ -89,19 +116,26 @@ class MeteorScorer:
         self._jvm = self._new_jvm(None)
 
     def __getstate__(self) -> dict[str, object]:
-        return {"base_args": self._base_args, "paraphrase": self.paraphrase}
+        return {"heap": self._heap, "jvm_args": self._jvm_args, "paraphrase": self.paraphrase, "dedupe": self.dedupe}
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.paraphrase = state["paraphrase"]  # type: ignore[assignment]
-        self._base_args = list(state["base_args"])  # type: ignore[call-overload]
+        self.dedupe = bool(state.get("dedupe", True))
+        self._heap = str(state["heap"])
+        self._jvm_args = state["jvm_args"]  # type: ignore[assignment]
         self._table_words, self._table_dir, self._tables = None, None, 0
         self._loaded_full = self.paraphrase == "full"
         self._switch = threading.RLock()
         self._jvm = self._new_jvm(None)
 
     def _new_jvm(self, table: Path | None) -> JvmProcess:
-        extra = [] if table is None else ["-a", str(table)]
-        return JvmProcess([*self._base_args, *extra], cwd=str(pycocoevalcap_dir() / "meteor"))
+        jvm_args = self._jvm_args
+        if jvm_args is None:
+            jvm_args = METEOR_JVM_ARGS if table is None else METEOR_CUT_TABLE_JVM_ARGS
+        args = [self._heap, *jvm_args, "-jar", meteor_jar(), "-", "-", "-stdio", "-l", "en", "-norm"]
+        if table is not None:
+            args += ["-a", str(table)]
+        return JvmProcess(args, cwd=str(pycocoevalcap_dir() / "meteor"))
 
     def _prepare(self, hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> None:
         """In "corpus" mode, make sure the JVM's paraphrase table covers these sentences (restart if not)."""
@@ -194,15 +228,22 @@ class MeteorScorer:
         return out
 
     def segment_stats(self, hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> list[str]:
-        """METEOR statistics line of every segment (pipelined `SCORE` lines)."""
-        lines = [score_line(h, r) for h, r in zip(hyps, refs, strict=True)]
+        """METEOR statistics line of every segment (pipelined `SCORE` lines, each distinct one sent once)."""
+        if self.dedupe:
+            lines = [score_line(h, distinct_refs(r)) for h, r in zip(hyps, refs, strict=True)]
+            slot: dict[str, int] = {}
+            index = [slot.setdefault(line, len(slot)) for line in lines]
+            to_send = list(slot)
+        else:
+            lines = [score_line(h, r) for h, r in zip(hyps, refs, strict=True)]
+            index, to_send = list(range(len(lines))), lines
         with self._jvm.lock:
-            stats = self._exchange(lines, len(lines))
+            stats = self._exchange(to_send, len(to_send))
         for i, line in enumerate(stats):
             if len(line.split()) != STATS_LENGTH:
                 tail = self._jvm.stderr_tail()
-                raise RuntimeError(f"METEOR could not score segment {i} ({lines[i][:200]!r}): {line}\n{tail}")
-        return stats
+                raise RuntimeError(f"METEOR could not score segment ({to_send[i][:200]!r}): {line}\n{tail}")
+        return [stats[i] for i in index]
 
     def corpus_score(self, hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> float:
         """Corpus METEOR of tokenised hypotheses against their tokenised references (pycocoevalcap's number).

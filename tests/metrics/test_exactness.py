@@ -12,6 +12,7 @@ from pycocoevalcap.rouge.rouge import my_lcs
 from rsvlm_zoo.metrics import BLEU, ROUGEL, CaptionMetrics, CIDEr
 from rsvlm_zoo.metrics.bleu_scorer import bleu_sample_stats, corpus_bleu
 from rsvlm_zoo.metrics.cider_scorer import cider_d
+from rsvlm_zoo.metrics.meteor_scorer import MeteorScorer, distinct_refs
 from rsvlm_zoo.metrics.ngrams import NgramCache
 from rsvlm_zoo.metrics.rouge_scorer import lcs_length
 from rsvlm_zoo.metrics.suite import tokenize_corpus
@@ -133,3 +134,21 @@ def test_bit_parallel_lcs_equals_dynamic_programming():
         a = rng.choices("abcde", k=rng.randint(0, 30))
         b = rng.choices("abcdef", k=rng.randint(0, 70))
         assert lcs_length(a, b) == my_lcs(a, b)
+
+
+def test_distinct_refs_keeps_first_copies_in_order_and_leaves_pipes_alone():
+    assert distinct_refs(["b a", "a", "b a", "c", "a"]) == ["b a", "a", "c"]
+    assert distinct_refs(["a ||| b", "a ||| b"]) == ["a ||| b", "a ||| b"]
+    assert distinct_refs(["x"]) == ["x"]
+
+
+def test_meteor_dedupe_gives_every_segment_the_statistics_of_the_full_lines():
+    preds, refs = rsicd_sets()
+    hyps, tok_refs = tokenize_corpus(preds, refs, "ptb")
+    # repeated segments, a reference repeated before and after a different one of the same score, and a pipe
+    hyps += [hyps[0], "a plane", "a plane", "two | planes"]
+    tok_refs += [tok_refs[0], ["a plane", "one plane", "a plane"], ["one plane", "a plane", "one plane"], ["a | b"] * 2]
+    with MeteorScorer(dedupe=False) as full, MeteorScorer() as deduped:
+        want = full.segment_stats(hyps, tok_refs)
+        assert deduped.segment_stats(hyps, tok_refs) == want
+        assert deduped.corpus_score(hyps, tok_refs) == full.corpus_score(hyps, tok_refs)
