@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from lightning.pytorch.loggers import Logger
-from PIL import Image
+from PIL import Image, ImageDraw
 from torch.utils.data import DataLoader
 
 from rsvlm_zoo.callbacks import (
@@ -21,8 +21,18 @@ from rsvlm_zoo.callbacks import (
 )
 from rsvlm_zoo.cli import main
 from rsvlm_zoo.data.schema import Region
-from rsvlm_zoo.viz.curves import curve_colour, plot_curves
-from rsvlm_zoo.viz.regions import FILL_ALPHA, PANEL_BACKGROUND, FigureScale, region_colour, render_regions
+from rsvlm_zoo.viz.curves import curve_colour, plot_curves, smoothed, y_axis_scale
+from rsvlm_zoo.viz.regions import (
+    ELLIPSIS,
+    FILL_ALPHA,
+    MIN_FONT_SIZE,
+    PANEL_BACKGROUND,
+    FigureScale,
+    ellipsize,
+    load_font,
+    region_colour,
+    render_regions,
+)
 
 GREY = 100
 
@@ -165,6 +175,61 @@ def test_many_regions_each_get_their_own_colour():
     for k in range(40):
         r, c = 20 * (k // 10) + 15, 30 * (k % 10) + 22  # bottom outline, away from the tag
         assert tuple(pixels[r, c]) == region_colour(k), f"region {k}"
+
+
+def scattered_boxes(n: int, height: int, width: int) -> list[tuple[float, float, float, float]]:
+    rng = np.random.default_rng(n)
+    corners = zip(rng.integers(0, width - 40, n), rng.integers(0, height - 40, n), strict=True)
+    return [(float(x), float(y), float(x + 30), float(y + 30)) for x, y in corners]
+
+
+@pytest.mark.parametrize("n", [16, 116, 536])
+def test_figure_stays_within_two_scene_heights_at_any_region_count(n):
+    height, width = 977, 884  # the iSAID scene P0005
+    answers = [f"a white large vehicle parked next to the warehouse by the road, number {k}" for k in range(n)]
+    figure = render_regions(np.zeros((height, width, 3), np.uint8), scattered_boxes(n, height, width), answers)
+    layout = figure.info["layout"]
+    assert layout.beside + layout.legend == n  # every region is listed once
+    assert figure.height <= 2 * height and layout.max_height == 2 * height
+    assert layout.font_size >= layout.legend_font_size >= MIN_FONT_SIZE
+    if n == 16:  # everything fits beside the scene: the figure is the scene's height, no legend
+        assert figure.size == (width + FigureScale.for_image(width, height).panel_width, height)
+        assert layout.legend == 0 and layout.shortened == 0
+    else:
+        assert layout.legend_columns > 1 and layout.shortened > 0
+        assert figure.width <= 2 * (width + FigureScale.for_image(width, height).panel_width)
+
+
+def test_a_tiny_scene_keeps_the_font_floor_and_its_legend_lists_the_rest():
+    figure = render_regions(grey_scene(100, 150), scattered_boxes(300, 100, 150), [f"car {k}" for k in range(300)])
+    layout = figure.info["layout"]
+    assert layout.legend_font_size == MIN_FONT_SIZE and layout.beside + layout.legend == 300
+    assert figure.height <= layout.max_height  # the floor of 24 text lines, for scenes this small
+
+
+def test_long_answers_are_cut_with_an_ellipsis_and_counted_in_the_legend():
+    masks = [rect_mask(200, 300, slice(2 * k, 2 * k + 2), slice(0, 10)) for k in range(60)]
+    long = "a long and winding description of a storage tank " * 20
+    figure = render_regions(grey_scene(), masks, [long] * 60)
+    layout = figure.info["layout"]
+    assert layout.legend and layout.shortened == 60 and figure.height <= layout.max_height
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    line, cut = ellipsize(long, load_font(MIN_FONT_SIZE), 120, draw)
+    assert cut and line.endswith(ELLIPSIS) and draw.textlength(line, font=load_font(MIN_FONT_SIZE)) <= 120
+    assert ellipsize("short", load_font(MIN_FONT_SIZE), 120, draw) == ("short", False)
+
+
+def test_real_isaid_scene_with_all_its_instances_fits_two_scene_heights(shared_data, tmp_path, capsys):
+    folder = shared_data / "regions" / "isaid"
+    answers = tmp_path / "answers.json"
+    answers.write_text(json.dumps(["a large vehicle parked beside the warehouse on the left of the road"] * 131))
+    out = tmp_path / "p0005.png"
+    argv = ["visualize", "--image", str(folder / "images/P0005.png"), "--instances", str(folder / "instances.json")]
+    assert main([*argv, "--answers", str(answers), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "131 regions" in printed and "in the legend" in printed and "shortened with an ellipsis" in printed
+    with Image.open(out) as figure:
+        assert figure.height <= 2 * 977 and figure.width <= 2 * 884
 
 
 @pytest.mark.parametrize(
@@ -534,6 +599,27 @@ def test_plot_curves_handles_flat_single_point_and_non_finite_series():
     assert not has_colour(pixels[520:], curve_colour(2))
     with pytest.raises(ValueError, match="no series"):
         plot_curves({})
+
+
+def test_a_falling_loss_gets_a_log_axis_and_a_smoothed_line():
+    loss = [(step, 5.0 * 0.9**step + 0.05 + 0.02 * (step % 7) / 7) for step in range(1, 1001)]
+    accuracy = [(100 * k, 0.1 * k) for k in range(1, 6)]
+    image = plot_curves({"train/loss": loss, "val/exact_match": accuracy})
+    assert image.size == (900, 2 * 260)
+    assert image.info["y_axes"] == {"train/loss": "log", "val/exact_match": "linear"}
+    assert y_axis_scale("train/loss", [2.0, 1.5, 1.2]) == "linear"  # less than a decade apart
+    assert y_axis_scale("train/loss", [2.0, 0.0]) == "linear"  # a zero has no logarithm
+    trend = smoothed([v for _, v in loss])
+    assert trend[0] == loss[0][1] and abs(trend[-1] - 0.06) < 0.01
+
+
+def test_validation_points_are_joined_by_a_line():
+    image = plot_curves({"val/exact_match": [(4, 0.25), (8, 0.75), (12, 0.5)]}, width=400)
+    pixels = np.asarray(image)
+    colour_columns = np.flatnonzero((pixels == np.asarray(curve_colour(0))).all(axis=2).any(axis=0))
+    assert colour_columns.max() - colour_columns.min() > 200
+    # the line covers the columns between the dots, not only the dots themselves
+    assert len(colour_columns) > 0.9 * (colour_columns.max() - colour_columns.min())
 
 
 def test_cli_refuses_model_and_answers_together(scene_files, capsys):

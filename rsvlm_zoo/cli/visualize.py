@@ -7,6 +7,10 @@ Usage::
                      [--max-new-tokens N]]
                     [--answers answers.json] [--references refs.json] [--scale S] --out figure.png
 
+The figure stays within about two scene heights at any region count: answers that do not fit beside the
+scene go to a multi-column legend under it, one line each, cut with an ellipsis rather than drawn below
+`rsvlm_zoo.viz.regions.MIN_FONT_SIZE` pixels (the legend's first line says how many were cut).
+
 Regions come from exactly one of: an instance-id PNG (`--masks`: 0 is background, pixel value k marks
 region k; regions are numbered in increasing id order), a COCO instances file (`--instances`: the image
 record whose file name matches `--image`), or a JSON list of `[x1, y1, x2, y2]` pixel boxes (`--boxes`).
@@ -89,6 +93,17 @@ def model_answers(
     return list(describe_regions(model, image, [as_region(r) for r in regions], prompt, max_new_tokens))
 
 
+def layout_summary(figure: Any) -> str:
+    """Where the text went (beside the scene, legend, shortened), for a figure that needed a legend; else ""."""
+    layout = figure.info.get("layout")
+    if layout is None or not layout.legend:
+        return ""
+    return (
+        f"; {layout.beside} beside the scene, {layout.legend} in the legend in {layout.legend_columns} columns"
+        f" at {layout.legend_font_size} px, {layout.shortened} shortened with an ellipsis"
+    )
+
+
 def _fail(message: Any) -> int:
     text = " ".join(str(message).split()) or "unknown error"
     print(f"rsvlm visualize: error: {text}", file=sys.stderr)
@@ -135,7 +150,7 @@ def visualize_main(argv: list[str] | None = None) -> int:
         figure.save(args.out)
     except (OSError, ValueError) as err:  # ValueError: a suffix PIL knows no format for
         return _fail(f"cannot write {args.out}: {err}")
-    print(f"wrote {args.out} ({len(regions)} regions, {figure.width}x{figure.height})")
+    print(f"wrote {args.out} ({len(regions)} regions, {figure.width}x{figure.height}{layout_summary(figure)})")
     return 0
 
 

@@ -43,6 +43,17 @@ FILL_ALPHA = 0.35
 FONT_FILES = ("DejaVuSans.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 GOLDEN_RATIO = 0.618033988749895
 MIN_LUMA = 120.0
+ELLIPSIS = "\u2026"
+# Legibility floor for panel and legend text, in pixels: long answers are cut with an ellipsis rather than drawn
+# smaller than this.
+MIN_FONT_SIZE = 12
+# The figure stays within this many scene heights (at least MIN_FIGURE_LINES lines of text for small scenes).
+MAX_HEIGHT_FACTOR = 2.0
+MIN_FIGURE_LINES = 24
+# Lines one region's block may take beside the scene once the text no longer fits there in full.
+MAX_BESIDE_LINES = 3
+# Narrowest legend column, in font sizes (about 25 characters).
+MIN_COLUMN_EMS = 14
 
 RegionLike = Any  # Region | HxW boolean mask (numpy/torch) | (x1, y1, x2, y2) box
 
@@ -91,7 +102,7 @@ class FigureScale:
     def for_image(cls, width: int, height: int, scale: float = 1.0, panel_width: int | None = None) -> FigureScale:
         """Sizes growing linearly with the scene's longer side: side/48 px text, side/320 px lines (min 12 and 2)."""
         side = max(width, height)
-        font = max(12, round(side / 48 * scale))
+        font = max(MIN_FONT_SIZE, round(side / 48 * scale))
         line = max(2, round(side / 320 * scale))
         pad = max(4, font // 3)
         panel = panel_width if panel_width is not None else max(width // 2, 24 * font)
@@ -280,46 +291,212 @@ def wrap_text(text: str, font: Any, width: int, draw: ImageDraw.ImageDraw) -> li
     return lines
 
 
+@dataclass(frozen=True)
+class _Entry:
+    """One block of panel text: a region's answer and reference (`number` set), or a note (`number` None)."""
+
+    paragraphs: tuple[str, ...]
+    colour: tuple[int, int, int]
+    number: int | None = None
+
+
 def _panel_entries(
     n: int,
     answers: Sequence[str | None] | None,
     references: Sequence[str | None] | None,
     notes: Sequence[str] | None,
-) -> list[tuple[str, tuple[int, int, int]]]:
-    """(text, colour) paragraphs of the panel: per region "N. answer" and "ref: ...", then the notes."""
+) -> list[_Entry]:
+    """Panel blocks: per region "N. answer" and "ref: ..." in the region's colour, then the notes in grey."""
     for name, values in (("answers", answers), ("references", references)):
         if values is not None and len(values) != n:
             raise ValueError(f"got {len(values)} {name} for {n} regions; give one per region (None to leave one out)")
-    entries: list[tuple[str, tuple[int, int, int]]] = []
+    entries: list[_Entry] = []
     for k in range(n):
         answer = answers[k] if answers is not None else None
         reference = references[k] if references is not None else None
         if answer is None and reference is None:
             continue
-        colour = region_colour(k)
-        entries.append((f"{k + 1}. {answer if answer is not None else ''}".rstrip(), colour))
+        paragraphs = [f"{k + 1}. {answer if answer is not None else ''}".rstrip()]
         if reference is not None:
-            entries.append((f"ref: {reference}", colour))
-    entries += [(note, NOTE_COLOUR) for note in notes or ()]
+            paragraphs.append(f"ref: {reference}")
+        entries.append(_Entry(tuple(paragraphs), region_colour(k), k + 1))
+    entries += [_Entry((note,), NOTE_COLOUR) for note in notes or ()]
     return entries
 
 
-def _render_panel(entries: list[tuple[str, tuple[int, int, int]]], scale: FigureScale, min_height: int) -> Image.Image:
-    font = load_font(scale.font_size)
-    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    text_width = max(scale.panel_width - 2 * scale.padding, 1)
-    line_height = round(scale.font_size * 1.25)
-    blocks = [(wrap_text(text, font, text_width, probe), colour) for text, colour in entries]
-    height = scale.padding * 2 + sum(len(lines) * line_height + scale.padding for lines, _ in blocks)
-    panel = Image.new("RGB", (scale.panel_width, max(min_height, height)), PANEL_BACKGROUND)
+def ellipsize(text: str, font: Any, width: int, draw: ImageDraw.ImageDraw, force: bool = False) -> tuple[str, bool]:
+    """`text` on one line no wider than `width` pixels, cut at the end with an ellipsis when too long.
+
+    Args:
+        text: The text; runs of white space become one space.
+        font: The font it is drawn with.
+        width: Room in pixels.
+        draw: Any drawing context (for measuring).
+        force: End with an ellipsis even when the whole text fits (it continues elsewhere).
+
+    Returns:
+        The line and whether it was cut.
+    """
+    text = " ".join(str(text).split())
+    if not force and draw.textlength(text, font=font) <= width:
+        return text, False
+    lo, hi = 0, len(text) + 1  # the longest prefix that fits with the ellipsis lies in [lo, hi)
+    while lo < hi - 1:
+        mid = (lo + hi) // 2
+        if draw.textlength(text[:mid].rstrip() + ELLIPSIS, font=font) <= width:
+            lo = mid
+        else:
+            hi = mid
+    return text[:lo].rstrip() + ELLIPSIS, True
+
+
+def _entry_lines(
+    entry: _Entry, font: Any, width: int, draw: ImageDraw.ImageDraw, max_lines: int | None = None
+) -> tuple[list[str], bool]:
+    """The entry wrapped to `width`, cut to `max_lines` lines (the last one ending in an ellipsis) when given."""
+    lines = [line for paragraph in entry.paragraphs for line in wrap_text(paragraph, font, width, draw)]
+    if max_lines is None or len(lines) <= max_lines:
+        return lines, False
+    kept = lines[:max_lines]
+    kept[-1] = ellipsize(kept[-1], font, width, draw, force=True)[0]
+    return kept, True
+
+
+@dataclass(frozen=True)
+class FigureLayout:
+    """Where the panel text of one figure went.
+
+    Attributes:
+        beside: Text blocks (regions and notes) in the panel beside the scene.
+        legend: Text blocks in the legend under the scene (one line each).
+        legend_columns: Columns of the legend (0 without a legend).
+        font_size: Text size of the panel beside the scene, in pixels.
+        legend_font_size: Text size of the legend, in pixels (never below `MIN_FONT_SIZE`).
+        shortened: Blocks cut with an ellipsis to fit.
+        max_height: The height the figure was kept within, in pixels.
+    """
+
+    beside: int
+    legend: int
+    legend_columns: int
+    font_size: int
+    legend_font_size: int
+    shortened: int
+    max_height: int
+
+
+def max_figure_height(scene_height: int, font_size: int) -> int:
+    """The figure's height limit: `MAX_HEIGHT_FACTOR` scene heights, at least `MIN_FIGURE_LINES` lines of text."""
+    return max(round(MAX_HEIGHT_FACTOR * scene_height), MIN_FIGURE_LINES * _line_height(font_size))
+
+
+def _line_height(font_size: int) -> int:
+    return round(font_size * 1.25)
+
+
+def _draw_blocks(
+    panel: Image.Image,
+    blocks: list[tuple[list[str], tuple[int, int, int]]],
+    font: Any,
+    origin: tuple[int, int],
+    line_height: int,
+    gap: int,
+) -> None:
     draw = ImageDraw.Draw(panel)
-    y = scale.padding
+    x, y = origin
     for lines, colour in blocks:
         for line in lines:
-            draw.text((scale.padding, y), line, fill=colour, font=font)
+            draw.text((x, y), line, fill=colour, font=font)
             y += line_height
-        y += scale.padding
-    return panel
+        y += gap
+
+
+def _layout_panels(
+    entries: list[_Entry], scale: FigureScale, scene_width: int, scene_height: int
+) -> tuple[Image.Image, Image.Image | None, FigureLayout]:
+    """The panel beside the scene and, when the text does not fit there, a multi-column legend under it.
+
+    Every block wrapped in full goes beside the scene when the panel then stays within the height limit
+    (`max_figure_height`). Otherwise the side panel takes whole blocks, each cut to `MAX_BESIDE_LINES` lines,
+    down to the scene's foot, and the rest go to a legend under scene and panel: one line per block, in as many
+    columns as the remaining height needs, the font shrinking towards `MIN_FONT_SIZE` (never below) before
+    lines are cut with an ellipsis and before the figure widens to give each column `MIN_COLUMN_EMS` font sizes.
+    The legend's first line says which regions it lists and how many blocks were shortened.
+    """
+    font = load_font(scale.font_size)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    pad, line_h = scale.padding, _line_height(scale.font_size)
+    text_width = max(scale.panel_width - 2 * pad, 1)
+    limit = max_figure_height(scene_height, scale.font_size)
+    full = [_entry_lines(entry, font, text_width, probe)[0] for entry in entries]
+    height = 2 * pad + sum(len(lines) * line_h + pad for lines in full)
+    if height <= limit:
+        side = Image.new("RGB", (scale.panel_width, max(scene_height, height)), PANEL_BACKGROUND)
+        _draw_blocks(
+            side, [(lines, e.colour) for lines, e in zip(full, entries, strict=True)], font, (pad, pad), line_h, pad
+        )
+        layout = FigureLayout(len(entries), 0, 0, scale.font_size, scale.font_size, 0, limit)
+        return side, None, layout
+
+    # Beside the scene: whole blocks down to the scene's foot, keeping one line for the "continued below" note.
+    beside: list[tuple[list[str], tuple[int, int, int]]] = []
+    shortened, y = 0, pad
+    for entry in entries:
+        lines, cut = _entry_lines(entry, font, text_width, probe, MAX_BESIDE_LINES)
+        if y + len(lines) * line_h + pad + line_h + pad > scene_height:
+            break
+        beside.append((lines, entry.colour))
+        shortened += cut
+        y += len(lines) * line_h + pad
+    rest = entries[len(beside) :]
+    side = Image.new("RGB", (scale.panel_width, scene_height), PANEL_BACKGROUND)
+    numbers = [e.number for e in rest if e.number is not None]
+    span = f"regions {numbers[0]}-{numbers[-1]}" if numbers else "notes"
+    beside_note = ellipsize(f"{span} continued below", font, text_width, probe)[0]
+    _draw_blocks(side, beside + [([beside_note], NOTE_COLOUR)], font, (pad, pad), line_h, pad)
+
+    legend, columns, legend_font_size, legend_cut = _render_legend(
+        rest, scale, scene_width + scale.panel_width, limit - scene_height, span, shortened
+    )
+    layout = FigureLayout(
+        len(beside), len(rest), columns, scale.font_size, legend_font_size, shortened + legend_cut, limit
+    )
+    return side, legend, layout
+
+
+def _render_legend(
+    entries: list[_Entry], scale: FigureScale, width: int, max_height: int, span: str, shortened_beside: int
+) -> tuple[Image.Image, int, int, int]:
+    """The legend: a header line, then one line per block in columns; returns it, its columns, font size, cuts."""
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    n = len(entries)
+    font_size = scale.font_size
+    while True:
+        font = load_font(font_size)
+        pad, line_h = max(4, font_size // 3), _line_height(font_size)
+        rows = max(1, (max_height - 2 * pad - line_h - pad) // line_h)
+        columns = max(1, -(-n // rows))
+        min_column = MIN_COLUMN_EMS * font_size
+        column_width = (width - pad) // columns
+        if column_width >= min_column or font_size <= MIN_FONT_SIZE:
+            break
+        font_size = max(MIN_FONT_SIZE, font_size - max(1, font_size // 8))
+    column_width = max(column_width, min_column)
+    rows = -(-n // columns)
+    width = max(width, pad + columns * column_width)
+    lines = [ellipsize("  ·  ".join(entry.paragraphs), font, column_width - 2 * pad, probe) for entry in entries]
+    cut = sum(c for _, c in lines)
+    total = cut + shortened_beside
+    header = f"{span}, one line each" + (f"; {total} shortened with {ELLIPSIS}" if total else "")
+    height = 2 * pad + line_h + pad + rows * line_h
+    legend = Image.new("RGB", (width, height), PANEL_BACKGROUND)
+    draw = ImageDraw.Draw(legend)
+    draw.text((pad, pad), ellipsize(header, font, width - 2 * pad, probe)[0], fill=NOTE_COLOUR, font=font)
+    top = pad + line_h + pad
+    for k, ((line, _), entry) in enumerate(zip(lines, entries, strict=True)):
+        column, row = divmod(k, rows)
+        draw.text((pad + column * column_width, top + row * line_h), line, fill=entry.colour, font=font)
+    return legend, columns, font_size, cut
 
 
 def render_regions(
@@ -386,8 +563,15 @@ def render_regions(
             _draw_label(draw, k + 1, anchor, region_colour(k), font, label_pad, (width, height))
     if panel is False or (panel is None and not entries):
         return scene
-    side = _render_panel(entries, sizes, height)
-    figure = Image.new("RGB", (width + side.width, side.height), PANEL_BACKGROUND)
+    side, legend, layout = _layout_panels(entries, sizes, width, height)
+    top_height = max(height, side.height)
+    figure_width = max(width + side.width, legend.width if legend is not None else 0)
+    figure = Image.new(
+        "RGB", (figure_width, top_height + (legend.height if legend is not None else 0)), PANEL_BACKGROUND
+    )
     figure.paste(scene, (0, 0))
     figure.paste(side, (width, 0))
+    if legend is not None:
+        figure.paste(legend, (0, top_height))
+    figure.info["layout"] = layout
     return figure
