@@ -1,4 +1,9 @@
-"""Line plots of training curves drawn with Pillow only (no plotting library needed)."""
+"""Line plots of training curves drawn with Pillow only (no plotting library needed).
+
+A loss series spanning a decade or more is drawn on a log axis (a fast early drop would otherwise flatten the rest
+of the run against the bottom), and a long series gets a smoothed line (exponential moving average) drawn over its
+raw values in a lighter tint. Series with several points (validation metrics after each epoch) are joined by a line.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,40 @@ TEXT_COLOUR = (20, 20, 20)
 CURVE_COLOURS = ((31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (23, 190, 207))
 
 Series = Sequence[tuple[float, float]]
+
+# A loss series whose largest value is at least this many times its smallest gets a log axis.
+LOG_RATIO = 10.0
+# Series with more points than this get a smoothed line over the raw one.
+SMOOTH_MIN_POINTS = 20
+# Share of the way from the curve's colour to white for the raw line under a smoothed one.
+RAW_TINT = 0.6
+
+
+def y_axis_scale(name: str, values: Sequence[float]) -> str:
+    """`"log"` for a positive loss series (name holding "loss") spanning at least `LOG_RATIO`, else `"linear"`."""
+    if "loss" not in name.lower() or not values or min(values) <= 0:
+        return "linear"
+    return "log" if max(values) >= LOG_RATIO * min(values) else "linear"
+
+
+def smoothed(values: Sequence[float], span: int | None = None) -> list[float]:
+    """Exponential moving average of `values`, weight 2 / (span + 1); span defaults to len // 100 (at least 3).
+
+    The average is bias-corrected (divided by the weights' sum), so it starts at the first value.
+    """
+    span = span if span is not None else max(3, len(values) // 100)
+    alpha = 2.0 / (span + 1.0)
+    out, average, weight = [], 0.0, 0.0
+    for value in values:
+        average = (1 - alpha) * average + alpha * value
+        weight = (1 - alpha) * weight + alpha
+        out.append(average / weight)
+    return out
+
+
+def _tint(colour: tuple[int, int, int], share: float) -> tuple[int, int, int]:
+    r, g, b = (round(c + (255 - c) * share) for c in colour)
+    return (r, g, b)
 
 
 def curve_colour(index: int) -> tuple[int, int, int]:
@@ -43,30 +82,47 @@ def _plot_one(
     points: list[tuple[float, float]],
     colour: tuple[int, int, int],
     font_size: int,
-) -> None:
-    """One titled panel: axes frame, min/mid/max y ticks, first/last x ticks, the curve and its points."""
+) -> str:
+    """One titled panel: axes frame, min/mid/max y ticks, first/last x ticks, the curve and its points.
+
+    Returns:
+        The y axis scale used, "log" or "linear" (see `y_axis_scale`).
+    """
     font = load_font(font_size)
     left, top, right, bottom = box
-    title = f"{name}  (last {_format(points[-1][1])}, {len(points)} points)" if points else f"{name}  (no values)"
+    ys = [p[1] for p in points]
+    axis = y_axis_scale(name, ys)
+    if points:
+        smooth = ", smoothed line over raw" if len(points) > SMOOTH_MIN_POINTS else ""
+        title = f"{name}  (last {_format(ys[-1])}, {len(points)} points{', log axis' if axis == 'log' else ''}{smooth})"
+    else:
+        title = f"{name}  (no values)"
     draw.text((left, top), title, fill=TEXT_COLOUR, font=font)
     label_w = int(draw.textlength("-0.0000e+00", font=font)) + font_size // 2
     x0, y0, x1, y1 = left + label_w, top + int(font_size * 1.6), right - font_size, bottom - int(font_size * 1.6)
     draw.rectangle((x0, y0, x1, y1), outline=AXIS_COLOUR, width=1)
     if not points:
-        return
-    xs, ys = [p[0] for p in points], [p[1] for p in points]
+        return axis
+    xs = [p[0] for p in points]
     x_lo, x_hi = min(xs), max(xs)
-    y_lo, y_hi = min(ys), max(ys)
+
+    def forward(y: float) -> float:
+        return math.log10(y) if axis == "log" else y
+
+    def inverse(v: float) -> float:
+        return 10.0**v if axis == "log" else v
+
+    y_lo, y_hi = forward(min(ys)), forward(max(ys))
     if y_hi == y_lo:
         y_lo, y_hi = y_lo - 0.5 * (abs(y_lo) or 1.0), y_hi + 0.5 * (abs(y_hi) or 1.0)
     x_span = (x_hi - x_lo) or 1.0
 
     def to_px(x: float, y: float) -> tuple[float, float]:
         px = x0 + (x - x_lo) / x_span * (x1 - x0) if x_hi > x_lo else (x0 + x1) / 2
-        return px, y1 - (y - y_lo) / (y_hi - y_lo) * (y1 - y0)
+        return px, y1 - (forward(y) - y_lo) / (y_hi - y_lo) * (y1 - y0)
 
     for frac in (0.0, 0.5, 1.0):
-        value = y_lo + frac * (y_hi - y_lo)
+        value = inverse(y_lo + frac * (y_hi - y_lo))
         py = y1 - frac * (y1 - y0)
         draw.line((x0, py, x1, py), fill=GRID_COLOUR, width=1)
         text = _format(value)
@@ -77,12 +133,18 @@ def _plot_one(
         width = draw.textlength(text, font=font)
         draw.text((max(x0, min(anchor_x - width / 2, x1 - width)), y1 + font_size // 3), text, TEXT_COLOUR, font)
     pixels = [to_px(x, y) for x, y in points]
-    if len(pixels) > 1:
+    if len(points) > SMOOTH_MIN_POINTS:
+        draw.line(pixels, fill=_tint(colour, RAW_TINT), width=1)
+        trend = [inverse(v) for v in smoothed([forward(y) for y in ys])]  # averaged on the axis' own scale
+        line = [to_px(x, y) for x, y in zip(xs, trend, strict=True)]
+        draw.line(line, fill=colour, width=2, joint="curve")
+    elif len(pixels) > 1:
         draw.line(pixels, fill=colour, width=2, joint="curve")
-    if len(pixels) <= 50:
+    if len(pixels) <= SMOOTH_MIN_POINTS:
         r = 3
         for px, py in pixels:
             draw.ellipse((px - r, py - r, px + r, py + r), fill=colour)
+    return axis
 
 
 def plot_curves(
@@ -90,7 +152,8 @@ def plot_curves(
 ) -> Image.Image:
     """Plot each named series of (step, value) points in its own panel, stacked top to bottom.
 
-    Non-finite points are dropped; a series without points gets an empty, titled panel.
+    Non-finite points are dropped; a series without points gets an empty, titled panel. Each panel's y axis
+    scale (`y_axis_scale`) is recorded in the returned image's `info["y_axes"]` (name -> "log" or "linear").
 
     Args:
         series: Name -> (step, value) points, plotted in the mapping's order.
@@ -109,8 +172,10 @@ def plot_curves(
     image = Image.new("RGB", (width, panel_height * len(series)), BACKGROUND)
     draw = ImageDraw.Draw(image)
     pad = font_size // 2
+    axes: dict[str, str] = {}
     for k, (name, points) in enumerate(series.items()):
         top = k * panel_height
         box = (pad, top + pad, width - pad, top + panel_height - pad)
-        _plot_one(draw, box, name, _finite(points), curve_colour(k), font_size)
+        axes[name] = _plot_one(draw, box, name, _finite(points), curve_colour(k), font_size)
+    image.info["y_axes"] = axes
     return image
