@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from rsvlm_zoo.data.processor import RegionProcessor
 from rsvlm_zoo.data.schema import Region, Sample, Turn
 from rsvlm_zoo.models.base import RegionVLM
 from rsvlm_zoo.models.blocks.encoders import ConvNeXtCLIPEncoder
@@ -14,8 +15,17 @@ from rsvlm_zoo.models.blocks.mask_extractor import MaskAwareExtractor
 from rsvlm_zoo.models.builder import build_member
 from rsvlm_zoo.models.describe import ImageLike, answer_samples, group_by_image, to_bool_mask, to_rgb_array
 from rsvlm_zoo.models.lora import LoraSettings
+from rsvlm_zoo.models.shared_prefix import (
+    Question,
+    answer_questions,
+    context_limit,
+    parse_region_list_policy,
+    prompt_ids,
+    region_list_questions,
+    use_shared_prefix,
+)
 from rsvlm_zoo.registry import register_model
-from rsvlm_zoo.tokens import DEFAULT_REGION_PROMPT, OVERVIEW, region_list, region_name
+from rsvlm_zoo.tokens import DEFAULT_REGION_PROMPT
 from rsvlm_zoo.weights.pretrained import llm_block
 
 
@@ -24,6 +34,18 @@ class AquilaPlus(RegionVLM):
 
     Stages: 1 = image-text alignment (projector), 2 = mask-text alignment (extractor),
     3 = end-to-end (extractor + projector + LLM, or its LoRA). The encoder stays frozen.
+
+    Args:
+        region_list_policy: Which regions `describe()` lists in a prompt before its question. Osprey's training
+            prompts list every region of the image ("There are N part regions in the picture: region1<mask><pos>,
+            ..."), and a prompt with hundreds of regions outgrows the LLM's context (`max_position_embeddings`).
+            "all": every region, as Osprey; a scene whose prompt does not fit the context (less the answer
+            length) is refused with an error. "chunks:K": the regions in groups of K (in the given order),
+            each question listing its own group, renumbered region1..regionK. "nearest:K": each question lists
+            the K regions whose centroids are nearest the asked one (itself included). "asked": only the asked
+            region. "auto" (default): "all" when the prompt fits the context, otherwise the fewest even chunks
+            that fit, so any scene is described without running past the positions the LLM was built for.
+        **kwargs: As `RegionVLM`.
     """
 
     STAGES: ClassVar[dict[int, tuple[str, ...]]] = {
@@ -34,6 +56,11 @@ class AquilaPlus(RegionVLM):
     project_regions: ClassVar[bool] = False
     TEMPLATE: ClassVar[str] = "osprey_v1"  # Osprey's conversation template (its system text)
 
+    def __init__(self, *args: Any, region_list_policy: str = "auto", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        parse_region_list_policy(region_list_policy)
+        self.region_list_policy = region_list_policy
+
     @torch.no_grad()
     def describe(
         self,
@@ -41,9 +68,16 @@ class AquilaPlus(RegionVLM):
         regions: list[list[Any]],
         prompt: str | None = None,
         max_new_tokens: int | None = None,
+        region_list_policy: str | None = None,
+        reuse_prefix: bool | None = None,
         **generate_kwargs: Any,
     ) -> list[list[str]]:
-        """Answer a question about every region of every image, all in one generation batch.
+        """Answer a question about every region of every image, in Osprey's prompt that lists the regions.
+
+        Each image is encoded once, each region resized and extracted once, and the prompt text the questions
+        share (system text, image tokens, the region list) runs through the LLM once; every question continues
+        from its KV cache (`rsvlm_zoo.models.shared_prefix`). The greedy answers are those of the whole prompts
+        in one left-padded batch (`reuse_prefix=False`, the reference path).
 
         Args:
             images: PIL images, HxWx3 uint8 arrays or file paths, any size.
@@ -51,37 +85,57 @@ class AquilaPlus(RegionVLM):
             prompt: Question with `{region}` standing for the region, written "regionK<mask><pos>" so the
                 question carries the region's tokens (default "What is {region}?").
             max_new_tokens: Generation length.
-            **generate_kwargs: Passed to generation (e.g. `do_sample=True`); greedy by default.
+            region_list_policy: Which regions a prompt lists (None: the model's `region_list_policy`).
+            reuse_prefix: Share the common prompt prefix through the KV cache (greedy decoding only); False
+                writes every prompt out and generates them as one left-padded batch through `generate()`.
+                None: shared when an image gets more than `WHOLE_PROMPTS_UPTO` questions (small calls keep
+                the one `generate()` batch, which costs little there).
+            **generate_kwargs: Passed to generation (e.g. `do_sample=True`, which takes the whole-prompt path).
 
         Returns:
             One answer per region, grouped per image.
+
+        Raises:
+            ValueError: on mismatched inputs, or a policy whose prompts exceed the context.
         """
         if len(images) != len(regions):
             raise ValueError(f"got {len(images)} images but region lists for {len(regions)}")
         prompt = prompt or DEFAULT_REGION_PROMPT
         if "{region}" not in prompt:
             raise ValueError("prompt must contain '{region}' where the region's name goes")
+        policy = region_list_policy or self.region_list_policy
         arrays = [to_rgb_array(im) for im in images]
-        samples, owners = [], []
-        for i, (img, masks) in enumerate(zip(arrays, regions, strict=True)):
+        processor = RegionProcessor(self.input_spec(), max_length=1 << 30)
+        limit = context_limit(self)
+        budget = None if limit is None else limit - (max_new_tokens or self.hparams.max_new_tokens)
+
+        def prompt_length(text: str, num_regions: int) -> int:
+            return len(prompt_ids(processor, [Question(0, text, list(range(num_regions)))])[0])
+
+        masks, questions = [], []
+        for i, img in enumerate(arrays):
             h, w = img.shape[:2]
-            regs = [Region(mask=to_bool_mask(m, h, w, f"image {i}, region {k}")) for k, m in enumerate(masks)]
-            head = OVERVIEW + region_list(len(regs))
-            for k in range(len(regs)):
-                question = head + prompt.format(region=region_name(k))
-                samples.append(
-                    Sample(
-                        image=img,
-                        width=w,
-                        height=h,
-                        regions=regs,
-                        sample_id=f"{i}:{k}",
-                        conversation=[Turn("human", question)],
-                        region_refs=[*range(len(regs)), k],
-                    )
+            own = [to_bool_mask(m, h, w, f"image {i}, region {k}") for k, m in enumerate(regions[i])]
+            masks.append(own)
+            questions += region_list_questions(policy, prompt, own, i, prompt_length, budget)
+        region_objects = [[Region(mask=m) for m in own] for own in masks]
+        owners = [q.image for q in questions]
+        if use_shared_prefix(reuse_prefix, questions, generate_kwargs):
+            answers = answer_questions(self, arrays, region_objects, questions, max_new_tokens)
+        else:
+            samples = [
+                Sample(
+                    image=arrays[q.image],
+                    width=arrays[q.image].shape[1],
+                    height=arrays[q.image].shape[0],
+                    regions=region_objects[q.image],
+                    sample_id=f"{q.image}:{n}",
+                    conversation=[Turn("human", q.text)],
+                    region_refs=q.refs,
                 )
-                owners.append(i)
-        answers = answer_samples(self, samples, arrays, owners, max_new_tokens, **generate_kwargs)
+                for n, q in enumerate(questions)
+            ]
+            answers = answer_samples(self, samples, arrays, owners, max_new_tokens, **generate_kwargs)
         return group_by_image(answers, owners, len(images))
 
 

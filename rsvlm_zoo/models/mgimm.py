@@ -14,6 +14,7 @@ from rsvlm_zoo.models.blocks.llms import HFCausalLM
 from rsvlm_zoo.models.builder import build_member
 from rsvlm_zoo.models.describe import ImageLike, answer_samples, check_box, group_by_image, to_rgb_array
 from rsvlm_zoo.models.lora import LoraSettings
+from rsvlm_zoo.models.shared_prefix import Question, answer_questions, use_shared_prefix
 from rsvlm_zoo.registry import register_model
 from rsvlm_zoo.tokens import MGIMM_ATTRIBUTE_PROMPT as ATTRIBUTE_PROMPT
 from rsvlm_zoo.tokens import MGIMM_DESCRIPTION_PROMPT as DESCRIPTION_PROMPT
@@ -52,6 +53,7 @@ class MGIMM(RegionVLM):
         prompt: str | None = None,
         max_new_tokens: int | None = None,
         task: str = "description",
+        reuse_prefix: bool | None = None,
         **generate_kwargs: Any,
     ) -> list[str] | list[list[str]]:
         """Describe images from their global and box-region tokens, all in one generation batch.
@@ -62,6 +64,11 @@ class MGIMM(RegionVLM):
             prompt: Instruction with `<image>`; defaults to MGIMM's prompt for the task.
             max_new_tokens: Generation length.
             task: "description" (one text per image, using all its boxes) or "attributes" (one answer per box).
+            reuse_prefix: Encode each image and box once and run the prompt text the questions about one image
+                share (system text, global image tokens) through the LLM once, every question continuing from
+                its KV cache (greedy decoding only; `rsvlm_zoo.models.shared_prefix`). False: every prompt
+                written out, all generated as one left-padded batch (the same greedy answers). None: shared when
+                an image gets more than `WHOLE_PROMPTS_UPTO` questions.
             **generate_kwargs: Passed to generation; greedy by default.
 
         Returns:
@@ -76,6 +83,17 @@ class MGIMM(RegionVLM):
         if "<image>" not in prompt:
             raise ValueError("prompt must contain <image>")
         arrays = [to_rgb_array(im) for im in images]
+        boxes_per_image, questions = [], []
+        for i, (img, boxes) in enumerate(zip(arrays, regions, strict=True)):
+            h, w = img.shape[:2]
+            regs = [Region(box=check_box(b, w, h, f"image {i}, box {k}")) for k, b in enumerate(boxes)]
+            boxes_per_image.append(regs)
+            refs = [list(range(len(regs)))] if task == "description" else [[k] for k in range(len(regs))]
+            questions += [Question(i, prompt, r) for r in refs]
+        if use_shared_prefix(reuse_prefix, questions, generate_kwargs):
+            answers = answer_questions(self, arrays, boxes_per_image, questions, max_new_tokens)
+            owners = [q.image for q in questions]
+            return answers if task == "description" else group_by_image(answers, owners, len(images))
         samples, owners = [], []
         for i, (img, boxes) in enumerate(zip(arrays, regions, strict=True)):
             h, w = img.shape[:2]
