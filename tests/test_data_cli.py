@@ -65,3 +65,24 @@ def test_rsvlm_data_check_names_the_kind_option_for_an_ambiguous_osprey_file(tmp
         ["data", "check", "osprey", path, "--images", str(tmp_path / "images"), "--option", "kind=conversation"]
     )
     assert code == 0
+
+
+def test_rsvlm_data_pack_writes_shards_that_rsvlm_data_check_reads(shared_data, tmp_path, capsys):
+    import pytest
+
+    pytest.importorskip("litdata", reason="LitData is not installed: pip install 'rsvlm_zoo[stream]'")
+    isaid = shared_data / "regions/isaid/instances.json"
+    out = tmp_path / "shards"
+    code = main(["data", "pack", "coco", str(isaid), "--out", str(out), "--input-size", "64", "--workers", "2"])
+    assert code == 0
+    assert "packed 2 sample(s) from 2 scene(s)" in capsys.readouterr().out
+    assert main(["data", "pack", "coco", str(isaid), "--out", str(out)]) == 1
+    assert "already holds a finished pack" in capsys.readouterr().err
+    code_original = main(["data", "check", "coco", str(isaid)])
+    original = capsys.readouterr().out.splitlines()
+    code_packed = main(["data", "check", "shards", str(out)])
+    packed = capsys.readouterr().out.splitlines()
+    assert code_packed == code_original
+    assert packed[0].startswith("shards (coco, squash)")
+    counts = [line for line in original if line.split()[0] in ("samples", "images", "regions", "category")]
+    assert counts and all(line in packed for line in counts)

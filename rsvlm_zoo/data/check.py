@@ -211,12 +211,15 @@ def check_dataset(
 ) -> CheckReport:
     """Read `annotation` leniently with reader `format` and count samples, regions and problems.
 
-    Bad records are skipped and counted; images are checked at header level (`check_image`).
+    Bad records are skipped and counted; images are checked at header level (`check_image`). Format
+    `shards` reads a folder written by `rsvlm data pack` (`check_shards`).
 
     Raises:
         DataFormatError: file-level problems (missing file, invalid JSON/XML, unknown split).
         ValueError: unknown format.
     """
+    if format == SHARDS_FORMAT:
+        return check_shards(annotation)
     options = {"on_bad_record": "skip", "check_geometry": False, "check_tokens": False, **options}
     readers_log = logging.getLogger("rsvlm_zoo.data.readers")
     level = readers_log.level
@@ -254,4 +257,53 @@ def check_dataset(
             size = declared if declared[0] is not None else actual  # type: ignore[assignment]
         _check_sample(report, sample, size)
     report.images = len(image_sizes) or len(samples)
+    return report
+
+
+SHARDS_FORMAT = "shards"
+# Kinds `rsvlm data pack` records when it skips a sample, as the problem kinds of this table.
+PACK_SKIPS = {
+    "bad records (skipped)": "bad records (skipped)",
+    "missing images": "missing images",
+    "unreadable images": "unreadable images",
+    "invalid geometry": "invalid geometry",
+}
+
+
+def check_shards(folder: str | Path) -> CheckReport:
+    """Counts and problems of a shard folder written by `rsvlm data pack` (format `shards`).
+
+    Samples, distinct original images, regions, splits and categories are counted from the packed records
+    (no image is decoded); the records the reader skipped when packing, and the samples packing skipped, are
+    reported from `pack.json` under the same problem kinds as `check_dataset`; every packed sample's geometry
+    and `<mask>` references are checked at the packed size. A squash pack reports the counts of the file it
+    was packed from; a tile pack counts its tiles as samples.
+
+    Raises:
+        DataFormatError: the folder is not a pack (no `index.json`).
+        ImportError: LitData missing.
+    """
+    from rsvlm_zoo.data.sources.streaming import StreamingSource
+
+    try:
+        source = StreamingSource(folder)
+    except FileNotFoundError as err:
+        raise DataFormatError(str(err)) from err
+    manifest = source.manifest
+    report = CheckReport(manifest.get("format", SHARDS_FORMAT), str(folder), samples=len(source))
+    report.format = f"{SHARDS_FORMAT} ({report.format}, {manifest.get('image_policy', '?')})"
+    for kind, n in manifest.get("skipped", {}).items():
+        if kind in PACK_SKIPS and n:
+            reasons = manifest.get("reasons", {}).get(kind, [])
+            for k in range(n):
+                report.add(PACK_SKIPS[kind], reasons[k] if k < len(reasons) else "(more in pack.json)")
+    images: set[str] = set()
+    for i in range(len(source)):
+        provenance, sample, _ = source.record(i)
+        images.add(provenance.get("image", ""))
+        report.splits[sample.split if sample.split is not None else "-"] += 1
+        report.regions += len(sample.regions)
+        report.categories.update(r.category for r in sample.regions if r.category is not None)
+        _check_sample(report, sample, (sample.width, sample.height))
+    report.images = len(images) or len(source)
     return report

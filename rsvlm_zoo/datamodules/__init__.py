@@ -6,6 +6,8 @@ from rsvlm_zoo.data.sources import (
     InstructionSource,
     MixedSource,
     SampleSource,
+    StreamingSampler,
+    StreamingSource,
     SyntheticSource,
     TiledSource,
 )
@@ -20,6 +22,8 @@ __all__ = [
     "MixedSource",
     "RegionDataModule",
     "SampleSource",
+    "StreamingSampler",
+    "StreamingSource",
     "SyntheticSource",
     "TiledSource",
 ]

@@ -4,6 +4,7 @@ from rsvlm_zoo.data.sources.base import AnnotationSource, SampleSource, Syntheti
 from rsvlm_zoo.data.sources.caption import CaptionSource
 from rsvlm_zoo.data.sources.instruction import InstructionSource
 from rsvlm_zoo.data.sources.mixed import MixedSource
+from rsvlm_zoo.data.sources.streaming import StreamingSampler, StreamingSource
 from rsvlm_zoo.data.sources.tiled import TiledSource
 
 __all__ = [
@@ -12,6 +13,8 @@ __all__ = [
     "InstructionSource",
     "MixedSource",
     "SampleSource",
+    "StreamingSampler",
+    "StreamingSource",
     "SyntheticSource",
     "TiledSource",
 ]

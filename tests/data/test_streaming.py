@@ -1,0 +1,283 @@
+"""Packed LitData shards: `rsvlm data pack` output streamed back as the in-memory samples after the same resize."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("litdata", reason="LitData is not installed: pip install 'rsvlm_zoo[stream]'")
+
+from rsvlm_zoo.data.check import check_dataset  # noqa: E402
+from rsvlm_zoo.data.images import decode  # noqa: E402
+from rsvlm_zoo.data.pack import pack, pack_source, resize_sample  # noqa: E402
+from rsvlm_zoo.data.sources import AnnotationSource, StreamingSampler, StreamingSource, SyntheticSource  # noqa: E402
+from rsvlm_zoo.data.sources.tiled import TiledSource  # noqa: E402
+from rsvlm_zoo.data.tiling import TileDropped  # noqa: E402
+
+SIZE = 128
+
+
+@pytest.fixture(scope="module")
+def isaid(real_data: Path) -> Path:
+    return real_data / "regions" / "isaid" / "instances.json"
+
+
+@pytest.fixture(scope="module")
+def isaid_pack(isaid: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("isaid") / "shards"
+    pack("coco", isaid, out, input_size=SIZE, image_policy="squash", workers=2)
+    return out
+
+
+def assert_same_sample(got, want) -> None:
+    assert got.sample_id == want.sample_id
+    assert (got.width, got.height) == (want.width, want.height)
+    assert [(t.role, t.text) for t in got.conversation] == [(t.role, t.text) for t in want.conversation]
+    assert got.captions == want.captions and got.region_refs == want.region_refs
+    assert (got.source, got.split) == (want.source, want.split)
+    assert got.meta == want.meta
+    np.testing.assert_array_equal(got.image, want.image)
+    assert len(got.regions) == len(want.regions)
+    for a, b in zip(got.regions, want.regions, strict=True):
+        assert (a.category, a.text, a.attributes) == (b.category, b.text, b.attributes)
+        assert a.box == b.box and a.rle == b.rle
+        np.testing.assert_array_equal(a.to_mask(got.height, got.width), b.to_mask(want.height, want.width))
+        assert a.to_box() == b.to_box()
+
+
+def test_packed_isaid_streams_the_in_memory_samples_after_the_same_resize(isaid, isaid_pack):
+    memory = AnnotationSource("coco", str(isaid))
+    streamed = StreamingSource(isaid_pack)
+    assert len(streamed) == len(memory) == 2
+    by_id = {streamed[i].sample_id: streamed[i] for i in range(len(streamed))}
+    for i in range(len(memory)):
+        want = memory[i]
+        resized = resize_sample(want, decode(want.image), SIZE, SIZE)
+        got = by_id[want.sample_id]
+        assert_same_sample(got, resized)
+        assert all(r.to_mask(SIZE, SIZE).any() for r in got.regions), "no region vanishes when resized"
+        prov = streamed.provenance(list(by_id).index(want.sample_id))
+        assert prov["source"] == str(isaid) and prov["image"] == str(want.image) and prov["record"] == i
+    manifest = json.loads((isaid_pack / "pack.json").read_text())
+    assert manifest["samples"] == 2 and manifest["image_policy"] == "squash" and manifest["skipped"] == {}
+
+
+def test_tile_packs_hold_the_tiles_of_the_in_memory_tiler(isaid, tmp_path):
+    report = pack("coco", isaid, tmp_path / "tiles", input_size=SIZE, image_policy="tile", workers=2)
+    tiles = TiledSource(AnnotationSource("coco", str(isaid)), SIZE)
+    want = {}
+    for k in range(len(tiles)):
+        try:
+            t = tiles[k]
+        except TileDropped:
+            continue
+        want[t.sample_id] = t
+    streamed = StreamingSource(tmp_path / "tiles")
+    assert len(streamed) == len(want) == report.samples
+    assert report.skipped["dropped tiles"] == len(tiles) - len(want)
+    for i in range(len(streamed)):
+        got = streamed[i]
+        tile = want[got.sample_id]
+        image = decode(tile.image)
+        assert_same_sample(got, resize_sample(tile, image, *image.shape[:2]))
+    assert streamed.tiled(SIZE) is streamed
+    with pytest.raises(ValueError, match="holds tiles"):
+        streamed.tiled(64)
+
+
+def test_a_squash_pack_refuses_to_be_tiled(isaid_pack):
+    with pytest.raises(ValueError, match="pack it again with --image-policy tile"):
+        StreamingSource(isaid_pack).tiled(SIZE)
+
+
+def test_check_reads_a_shard_folder_with_the_counts_of_its_annotation(isaid, isaid_pack):
+    packed, original = check_dataset("shards", isaid_pack), check_dataset("coco", isaid)
+    for name in ("samples", "images", "regions", "splits", "categories"):
+        assert getattr(packed, name) == getattr(original, name), name
+    assert packed.problems.get("bad records (skipped)", 0) == original.problems.get("bad records (skipped)", 0)
+
+
+def test_an_interrupted_pack_continues_from_its_done_parts(isaid, tmp_path, monkeypatch):
+    import litdata
+
+    real, calls = litdata.optimize, []
+
+    def failing(*args, **kwargs):
+        calls.append(kwargs["output_dir"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed during the second part")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(litdata, "optimize", failing)
+    out = tmp_path / "shards"
+    with pytest.raises(KeyboardInterrupt):
+        pack("coco", isaid, out, input_size=SIZE, part_size=1)
+    assert (out / ".parts" / "part-00000" / "done.json").is_file()
+    with pytest.raises(ValueError, match="other settings"):
+        pack("coco", isaid, out, input_size=64, part_size=1)
+    report = pack("coco", isaid, out, input_size=SIZE, part_size=1)
+    assert report.parts == (1, 1) and report.samples == 2
+    assert len(calls) == 3, "the rerun packs only the unfinished part"
+    ids = sorted(StreamingSource(out)[i].sample_id for i in range(2))
+    assert ids == sorted(s.sample_id for s in AnnotationSource("coco", str(isaid)).samples)
+    with pytest.raises(ValueError, match="already holds a finished pack"):
+        pack("coco", isaid, out, input_size=SIZE, part_size=1)
+
+
+@pytest.fixture(scope="module")
+def synthetic_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("synthetic") / "shards"
+    pack_source(SyntheticSource(40, seed=0), out, input_size=SIZE, workers=2, chunk_bytes="120KB")
+    return out
+
+
+def test_the_streaming_order_is_fixed_by_seed_and_epoch_and_shared_disjointly_between_ranks(synthetic_pack):
+    source = StreamingSource(synthetic_pack)
+    assert len(source.chunk_sizes()) > 1, "several chunks, so the order is shuffled across chunks"
+    n = len(source)
+    first = StreamingSampler(source, seed=3)
+    epoch0 = list(first)
+    assert sorted(epoch0) == list(range(n)) and list(StreamingSampler(source, seed=3)) == epoch0
+    first.set_epoch(1)
+    assert list(first) != epoch0 and sorted(first) == list(range(n))
+    assert list(StreamingSampler(source, seed=4)) != epoch0
+    for world, drop_last in ((3, True), (3, False), (4, True)):
+        shares = [
+            list(StreamingSampler(source, seed=3, rank=r, world_size=world, drop_last=drop_last)) for r in range(world)
+        ]
+        flat = [i for share in shares for i in share]
+        assert len(flat) == len(set(flat)), "no sample repeats across ranks"
+        assert len(flat) == (n - n % world if drop_last else n)
+        assert [len(s) for s in shares] == [len(StreamingSampler(source, 3, r, world, drop_last)) for r in range(world)]
+
+
+def test_the_streaming_sampler_resumes_mid_epoch(synthetic_pack):
+    source = StreamingSource(synthetic_pack)
+    a = StreamingSampler(source, seed=1, rank=1, world_size=2)
+    a.set_epoch(2)
+    full = list(a)
+    state = a.state_dict(num_seen=7)
+    b = StreamingSampler(source, seed=1, rank=1, world_size=2)
+    b.load_state_dict(state)
+    assert list(b) == full[7:]
+    assert list(b) == full, "resuming skips only the next iteration"
+    with pytest.raises(ValueError, match="same settings"):
+        StreamingSampler(source, seed=2, rank=1, world_size=2).load_state_dict(state)
+
+
+def test_packed_synthetic_scenes_stream_back_unchanged_at_the_input_size(synthetic_pack):
+    memory, streamed = SyntheticSource(40, seed=0), StreamingSource(synthetic_pack)
+    by_id = {streamed[i].sample_id: streamed[i] for i in range(len(streamed))}
+    for i in range(0, 40, 7):
+        want = memory[i]
+        assert_same_sample(by_id[want.sample_id], resize_sample(want, decode(want.image), SIZE, SIZE))
+
+
+def test_streaming_source_is_a_region_datamodule_source_and_resumes_like_the_in_memory_path(synthetic_pack, tmp_path):
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+    from rsvlm_zoo import build_model
+    from rsvlm_zoo.datamodules import RegionDataModule
+
+    class Killed(RuntimeError):
+        pass
+
+    class KillAtStep(Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            if trainer.global_step == 5:
+                raise Killed("killed at step 5")
+
+    source = StreamingSource(synthetic_pack)
+
+    def run(root: Path, seed: int, callbacks=(), ckpt_path=None):
+        torch.manual_seed(seed)
+        model = build_model("aquila_plus_tiny", stage=3, lr=2e-3, warmup_ratio=0.2)
+        # 12 samples, 3 batches an epoch: the in-memory resume test's run, read from shards
+        data = RegionDataModule(train=_First(source, 12), batch_size=4, max_length=256, num_workers=0)
+        trainer = L.Trainer(
+            max_steps=6,
+            accelerator="cpu",
+            logger=False,
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            default_root_dir=root,
+            callbacks=[
+                ModelCheckpoint(dirpath=root / "ckpt", filename="{step}", every_n_train_steps=2, save_top_k=-1),
+                *callbacks,
+            ],
+        )
+        trainer.fit(model, data, ckpt_path=ckpt_path)
+        return model, trainer
+
+    reference, _ = run(tmp_path / "straight", seed=0)
+    with pytest.raises(Killed):
+        run(tmp_path / "killed", seed=0, callbacks=[KillAtStep()])
+    resumed, trainer = run(tmp_path / "killed", seed=1, ckpt_path=tmp_path / "killed" / "ckpt" / "step=4.ckpt")
+    assert trainer.global_step == 6
+    ref, got = reference.state_dict(), resumed.state_dict()
+    for name in ref:
+        torch.testing.assert_close(got[name], ref[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+class _First(StreamingSource):
+    """The first `n` samples of a packed source."""
+
+    def __init__(self, source: StreamingSource, n: int) -> None:
+        self.__dict__.update(source.__getstate__())
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def test_json_lines_are_packed_a_part_at_a_time_as_the_json_list_reads(tmp_path, real_data):
+    image = real_data / "regions" / "deepforest" / "OSBS_029.png"
+    records = []
+    for k in range(7):
+        records.append(
+            {
+                "file_name": str(image),
+                "height": 400,
+                "width": 400,
+                "annotation": [{"bbox": [10 + k, 20, 30, 40], "segmentation": [[10 + k, 20, 40 + k, 20, 40 + k, 60]]}],
+                "conversations": [
+                    {"from": "human", "value": "<image>\nWhat is <mask><pos>?"},
+                    {"from": "gpt", "value": f"tree {k}"},
+                ],
+            }
+        )
+    records[3]["conversations"] = []  # a bad record, skipped and counted
+    lines = [json.dumps(r) for r in records]
+    lines.insert(5, "{not json")
+    jsonl = tmp_path / "regions.jsonl"
+    jsonl.write_text("\n".join(lines) + "\n")
+    report = pack(
+        "osprey",
+        jsonl,
+        tmp_path / "shards",
+        images=str(image.parent),
+        input_size=64,
+        part_size=2,
+        options={"allow_outside_images": True},
+    )
+    assert report.samples == 6 and report.skipped["bad records (skipped)"] == 2
+    assert any("line 6: invalid JSON" in r for r in report.reasons["bad records (skipped)"])
+    assert any("line 4" in r for r in report.reasons["bad records (skipped)"]), report.reasons
+    whole = tmp_path / "regions.json"
+    whole.write_text(json.dumps([r for k, r in enumerate(records)]))
+    memory = AnnotationSource(
+        "osprey", str(whole), str(image.parent), options={"on_bad_record": "skip", "allow_outside_images": True}
+    )
+    streamed = StreamingSource(tmp_path / "shards")
+    got = {streamed[i].sample_id: streamed[i] for i in range(len(streamed))}
+    assert sorted(got) == sorted(s.sample_id for s in memory.samples)
+    for want in memory.samples:
+        want.source = str(jsonl)
+        assert_same_sample(got[want.sample_id], resize_sample(want, decode(want.image), 64, 64))
