@@ -1,6 +1,7 @@
 """Training-loader throughput of the region DataModule on real scenes, next to the tiny model's step rate.
 
     python benchmarks/data.py [--data ../shared/data] [--batch 8] [--batches 4] [--policies squash tile]
+                              [--no-packed] [--pack-scenes 64] [--stream-batches 32]
 
 Source: the iSAID sample scenes (`regions/isaid`, COCO instances with uncompressed RLE) read by
 `AnnotationSource("coco")`, with category questions built on the fly (`InstructionSource`, one question per
@@ -10,6 +11,13 @@ the training loader is timed with 0 and 2 workers: PNG decode + RLE decode and m
 tokenisation + collate, from creating the iterator (worker start-up included) to the last batch. Next to it,
 forward + backward + AdamW step of `aquila_plus_tiny` (stage 3) on one of those batches (best of `--steps`).
 Exits with a message when the sample-data folder is absent.
+
+Packed rows (needs LitData; `--no-packed` leaves them out): the same scenes packed once with
+`rsvlm_zoo.data.pack.pack` at the model's input (PNG, squash: whole scene at 128 px; tile: 128 px tiles) and
+read by `StreamingSource` through the same instruction, mixing and loader path, timed the same way (`packed`)
+and over `--stream-batches` batches (start-up spread over more samples). Packing speed: a COCO file naming the
+two scenes `--pack-scenes` times in all, packed with 2 workers (LitData import excluded, process start-up and
+the final merge included).
 """
 
 from __future__ import annotations
@@ -23,13 +31,13 @@ from typing import Any
 import torch
 
 from rsvlm_zoo import build_model
-from rsvlm_zoo.datamodules import AnnotationSource, InstructionSource, MixedSource, RegionDataModule
+from rsvlm_zoo.datamodules import AnnotationSource, InstructionSource, MixedSource, RegionDataModule, SampleSource
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def loader_rate(
-    model: Any, source: MixedSource, policy: str, batch: int, workers: int
+    model: Any, source: SampleSource, policy: str, batch: int, workers: int
 ) -> tuple[float, float, int, int]:
     """(samples/s, seconds to the first batch, samples, dropped tiles) of one pass of the training loader."""
     dm = RegionDataModule(train=source, batch_size=batch, num_workers=workers, image_policy=policy)
@@ -59,6 +67,59 @@ def step_rate(model: Any, batch: dict[str, Any], repeats: int) -> float:
     return best
 
 
+def packing_rate(isaid: Path, root: Path, scenes: int, size: int, policy: str) -> tuple[float, int]:
+    """(scenes/s, items written) packing a COCO file that names the sample scenes `scenes` times, 2 workers."""
+    import json
+
+    from rsvlm_zoo.data.pack import pack
+
+    data = json.loads(isaid.read_text())
+    images, annotations = [], []
+    for k in range(scenes):
+        image = dict(data["images"][k % len(data["images"])])
+        old, image["id"] = image["id"], k + 1
+        images.append(image)
+        for ann in data["annotations"]:
+            if ann["image_id"] == old:
+                annotations.append({**ann, "image_id": k + 1, "id": len(annotations) + 1})
+    repeated = root / f"repeated-{scenes}.json"
+    repeated.write_text(json.dumps({**data, "images": images, "annotations": annotations}))
+    t0 = time.perf_counter()
+    out, images_dir = root / f"repeated-{policy}", isaid.parent / "images"
+    report = pack("coco", repeated, out, images=images_dir, input_size=size, image_policy=policy, workers=2)
+    return scenes / (time.perf_counter() - t0), report.samples
+
+
+def packed_rows(args: argparse.Namespace, model: Any, isaid: Path, options: dict[str, Any]) -> None:
+    """Loader rows for the packed scenes, then packing speed."""
+    import tempfile
+
+    from rsvlm_zoo.data.pack import pack
+    from rsvlm_zoo.datamodules import StreamingSource
+
+    size = model.encoder.input_size[0]
+    with tempfile.TemporaryDirectory(prefix="rsvlm-bench-") as tmp:
+        root = Path(tmp)
+        for policy in args.policies:
+            if policy == "pad":
+                continue
+            out = root / f"isaid-{policy}"
+            pack("coco", isaid, out, input_size=size, image_policy=policy, workers=2)
+            questions = InstructionSource(StreamingSource(out), "category", options)
+            for label, batches in (("packed", args.batches), (f"packed x{args.stream_batches}", args.stream_batches)):
+                source = MixedSource([questions], num_samples=args.batch * batches, seed=0)
+                for workers in (0, 2):
+                    rate, first, n, dropped = loader_rate(model, source, policy, args.batch, workers)
+                    name = f"{label} {policy}, {workers} workers"
+                    print(f"{name:<40}{rate:>10.1f}{first:>15.2f}{n:>9}{dropped:>15}")
+        for policy in args.policies:
+            if policy == "pad":
+                continue
+            rate, items = packing_rate(isaid, root, args.pack_scenes, size, policy)
+            name = f"pack {policy}, 2 workers ({args.pack_scenes} scenes)"
+            print(f"{name:<40}{rate:>10.1f}   scenes/s, {items} items written")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared sample-data folder")
@@ -68,6 +129,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed training steps (best is kept)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--policies", nargs="+", default=["squash", "tile"], choices=["squash", "pad", "tile"])
+    parser.add_argument("--no-packed", action="store_true", help="leave out the packed-shard rows")
+    parser.add_argument("--pack-scenes", type=int, default=64, help="scenes in the packing-speed run")
+    parser.add_argument("--stream-batches", type=int, default=32, help="batches of the longer packed pass")
     args = parser.parse_args()
     isaid = args.data / "regions" / "isaid" / "instances.json"
     if not isaid.is_file():
@@ -93,6 +157,10 @@ def main() -> None:
             dm = RegionDataModule(train=source, batch_size=args.batch, image_policy=policy)
             dm.attach(model.input_spec())
             step_batch = next(b for b in dm.train_dataloader() if b is not None)
+    if not args.no_packed:
+        import litdata  # noqa: F401 - imported here so its start-up is not timed in the packing row
+
+        packed_rows(args, model, isaid, options)
     t_step = step_rate(model, step_batch, args.steps)
     n = step_batch["input_ids"].shape[0]
     label = f"tiny model train step ({args.policies[0]} batch)"

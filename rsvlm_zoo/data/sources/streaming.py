@@ -46,7 +46,7 @@ class StreamingSource(SampleSource):
     Args:
         input_dir: The shard folder, or an object-store URI (`s3://bucket/prefix`).
         cache_dir: Where remote chunks are cached (LitData's default when None).
-        max_cache_size: Largest cache of downloaded chunks (e.g. `"20GB"`).
+        max_cache_size: Largest cache of downloaded chunks (e.g. `"25GB"`).
         storage_options: Object-store options passed to LitData (e.g. endpoint, credentials).
 
     Raises:
@@ -58,7 +58,7 @@ class StreamingSource(SampleSource):
         self,
         input_dir: str | Path,
         cache_dir: str | None = None,
-        max_cache_size: str = "20GB",
+        max_cache_size: str = "25GB",
         storage_options: dict[str, Any] | None = None,
     ) -> None:
         from rsvlm_zoo.data.pack import require_litdata
