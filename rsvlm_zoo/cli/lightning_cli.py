@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,10 @@ import rsvlm_zoo.datamodules  # noqa: F401  (every DataModule, so recipes' class
 import rsvlm_zoo.models.blocks  # noqa: F401  (every block)
 from rsvlm_zoo.evaluation import EvaluationWriter, PredictionWriter
 from rsvlm_zoo.models.base import RegionVLM
+
+# Lightning's own pytree helper builds `LeafSpec`s, which recent torch marks deprecated; the warning is about
+# Lightning's code, not the user's run, and nothing the user does removes it.
+QUIET_UPSTREAM = (r"`isinstance\(treespec, LeafSpec\)` is deprecated",)
 
 
 class KeepingSaveConfig(SaveConfigCallback):
@@ -58,15 +64,27 @@ def lightning_main(args: list[str] | None = None) -> int:
 
     Args:
         args: The arguments, starting with the subcommand; None: LightningCLI reads `sys.argv` itself.
+
+    Given `args` stand in for the command line while the CLI runs (`sys.argv[1:]`), as if typed: LightningCLI
+    then has one source of arguments (it warns when it gets both), and processes that Lightning launches (DDP)
+    start with these arguments, e.g. a shipped recipe's resolved path.
     """
-    RsvlmCLI(
-        RegionVLM,
-        L.LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        args=args,
-        save_config_callback=KeepingSaveConfig,
-        save_config_kwargs={"overwrite": False},
-        auto_configure_optimizers=False,
-    )
+    for message in QUIET_UPSTREAM:
+        warnings.filterwarnings("ignore", message=message, category=FutureWarning)
+    typed = sys.argv
+    if args is not None:
+        sys.argv = [typed[0] if typed else "rsvlm", *args]
+    try:
+        RsvlmCLI(
+            RegionVLM,
+            L.LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            args=None,
+            save_config_callback=KeepingSaveConfig,
+            save_config_kwargs={"overwrite": False},
+            auto_configure_optimizers=False,
+        )
+    finally:
+        sys.argv = typed
     return 0
