@@ -1,131 +1,172 @@
-"""Batched `describe()` vs one region at a time: the regions of one synthetic scene, tiny random models.
+"""`describe()` on real scenes with 16, 116 and 536 regions: shared prefix vs whole prompts vs one at a time.
 
-    python benchmarks/describe.py [--regions 16] [--max-new-tokens 32] [--side 256] [--repeats 5]
+    python benchmarks/describe.py [--counts 16,116,536] [--max-new-tokens 32] [--repeats 1] [--single-upto 16]
 
-Models: `aquila_plus_tiny` (masks) and `mgimm_tiny` (boxes, `task="attributes"`), random weights built after
-`torch.manual_seed(0)`, greedy decoding, `torch.set_num_threads(2)`. Scene: `generate_scene` with exactly
-`--regions` objects; the box model gets each object's tight box.
+Models: `aquila_plus_tiny` (masks) and `mgimm_tiny` (the masks' tight boxes, `task="attributes"`), random
+weights built after `torch.manual_seed(0)`, greedy decoding, `torch.set_num_threads(2)`. Scenes (from the
+shared sample data, `../shared/data`, see its README):
 
-- batched: one `describe()` call answering every region (one left-padded generation batch);
-- one at a time: the same prompts, each generated as a batch of one. For MGIMM that is one `describe()` call
-  per box (its per-box prompt holds only that box, so the samples are the batched call's). A one-mask
-  Aquila-plus `describe()` call would ask another question (its prompt enumerates all the regions of the
-  scene), so the batched call's inputs are cut into one-sequence batches (`tests.unbatched`) and each goes
-  through `generate()`; that timing leaves out the preprocessing, which the batched `describe()` timing
-  includes, so a second Aquila-plus row (marked *) times `generate()` on the batched call's batch instead.
+- 16 and 116 regions: iSAID P0005 (884 x 977), its first 16 / 116 instance masks (RLE) in file order;
+- 536 regions: DOTA P1888 (712 x 557) shrunk 3x and tiled 3 x 3 (the sample data holds no single scene with
+  hundreds of objects), the first 536 of its 576 object polygons.
 
-Each way gets a warm-up call, then the ways are timed in turn and the best of `--repeats` is kept. Prints
-both times, the ratio, how many answers agree between the two ways (every mismatch is printed) and how many
-distinct answers there are (a random model may give the same text for many regions, which makes agreement a
-weaker check).
+Ways, each one `describe()` call per scene unless said:
+
+- shared: the default path (each image encoded once, each region resized and extracted once, the shared
+  prompt prefix run once and its KV cache reused by every question; `rsvlm_zoo.models.shared_prefix`);
+- whole: `reuse_prefix=False`, every prompt written out and generated as one left-padded batch (the
+  reference path; for Aquila-plus every prompt lists every region, so it is quadratic in the regions);
+- one at a time (up to `--single-upto` regions): MGIMM one `describe()` call per box; Aquila-plus each
+  question of the batched call (the same prompt, listing the same regions) answered on its own through
+  `answer_questions`, a batch of one (prefix + own tokens, no sharing across questions).
+
+Aquila-plus uses its default `region_list_policy="auto"`: all regions listed while the prompt fits the
+tiny LLM's 1,024 positions (less the answer), otherwise even chunks that fit (536 regions: 3 chunks).
+Whole prompts at 536 regions take minutes and are skipped unless `--whole-upto` allows them. Prints the best
+of `--repeats` per way, the shared/whole agreement, and the time of each count relative to the smallest.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from rsvlm_zoo import build_model
-from rsvlm_zoo.data.schema import Region
-from rsvlm_zoo.data.synthetic import generate_scene
-from tests.unbatched import recorded_generation_batches, split_generation_batch
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rsvlm_zoo import build_model  # noqa: E402
+from rsvlm_zoo.data.readers.coco import read_coco  # noqa: E402
+from rsvlm_zoo.data.schema import Region  # noqa: E402
+from rsvlm_zoo.models import aquila_plus  # noqa: E402
+from rsvlm_zoo.models.shared_prefix import answer_questions  # noqa: E402
+from tests.models.test_describe_shared_prefix import dota_mosaic  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "regions"
 
 
-def timed_alternately(fns: list[Callable[[], Any]], repeats: int) -> list[tuple[float, Any]]:
-    """Best-of-`repeats` time and last result of each function, run in turn so all see the same machine load."""
-    results = [fn() for fn in fns]  # warm-up
-    best = [float("inf")] * len(fns)
+def best_of(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    """Best wall time of `repeats` calls after a warm-up, and the last result."""
+    result = fn()
+    best = float("inf")
     for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            results[i] = fn()
-            best[i] = min(best[i], time.perf_counter() - t0)
-    return list(zip(best, results, strict=True))
+        t0 = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, result
 
 
-def scene_regions(count: int, side: int, seed: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """A synthetic scene with exactly `count` objects (trying seeds from `seed` on) and their masks."""
-    for s in range(seed, seed + 50):
-        image, objects = generate_scene(s, side=side, min_objects=count, max_objects=count)
-        if len(objects) == count:
-            return image, [o.mask for o in objects]
-    raise SystemExit(f"no {side} px scene with {count} non-overlapping objects found; raise --side")
+def isaid_scene(count: int) -> tuple[np.ndarray, list[np.ndarray], str]:
+    """iSAID P0005 and its first `count` instance masks."""
+    from rsvlm_zoo.data.images import load_image
+
+    samples = read_coco(DATA / "isaid" / "instances.json", DATA / "isaid" / "images")
+    sample = next(s for s in samples if Path(str(s.image)).name == "P0005.png")
+    image = load_image(sample.image)
+    h, w = image.shape[:2]
+    masks = [r.to_mask(h, w) for r in sample.regions[:count]]
+    return image, masks, f"iSAID P0005 {w}x{h}"
 
 
-def compare(name: str, image: np.ndarray, masks: list[np.ndarray], args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Timing rows of one model: batched vs one at a time (and, for the mask model, generation alone)."""
+def scene(count: int) -> tuple[np.ndarray, list[np.ndarray], str]:
+    """The benchmark scene with `count` regions."""
+    if count <= 131:
+        return isaid_scene(count)
+    image, masks = dota_mosaic(DATA / "dota")
+    if len(masks) < count:
+        raise SystemExit(f"the DOTA mosaic has {len(masks)} regions, fewer than {count}")
+    return image, masks[:count], f"DOTA P1888 3x3 mosaic {image.shape[1]}x{image.shape[0]}"
+
+
+def recorded_questions(model: Any, image: np.ndarray, masks: list[np.ndarray], kw: dict[str, Any]) -> list[Any]:
+    """The questions a `describe()` call asks (its region-list policy applied)."""
+    recorded: list[Any] = []
+
+    def record(model: Any, images: Any, regions: Any, questions: list[Any], *args: Any) -> list[str]:
+        recorded.extend(questions)
+        return [""] * len(questions)
+
+    original = aquila_plus.answer_questions
+    aquila_plus.answer_questions = record
+    try:
+        model.describe([image], [masks], **kw)
+    finally:
+        aquila_plus.answer_questions = original
+    return recorded
+
+
+def measure(name: str, count: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Times of one model on the scene with `count` regions."""
+    image, masks, where = scene(count)
     torch.manual_seed(0)
     model = build_model(name).eval()
-    gen = {"max_new_tokens": args.max_new_tokens}
+    kw: dict[str, Any] = {"max_new_tokens": args.max_new_tokens}
     if model.input_spec().region_kind == "box":
-        boxes = [Region(mask=m).to_box() for m in masks]
-        kw = {**gen, "task": "attributes"}
-        with torch.no_grad():
-            (t_batched, answers), (t_single, singles) = timed_alternately(
-                [
-                    lambda: model.describe([image], [boxes], **kw)[0],
-                    lambda: [model.describe([image], [[b]], **kw)[0][0] for b in boxes],
-                ],
-                args.repeats,
-            )
-        return [row(name, "describe() per box", t_batched, answers, t_single, singles)]
-
-    with recorded_generation_batches(model) as recorded:
-        model.describe([image], [masks], **gen)
-    batch = recorded[0]
-    one_sequence_batches = split_generation_batch(batch)
+        regions: list[Any] = [Region(mask=m).to_box() for m in masks]
+        kw["task"] = "attributes"
+    else:
+        regions = masks
+    out: dict[str, Any] = {"name": name, "count": count, "scene": where}
     with torch.no_grad():
-        (t_describe, answers), (t_generate, generated), (t_single, singles) = timed_alternately(
-            [
-                lambda: model.describe([image], [masks], **gen)[0],
-                lambda: model.generate(batch, **gen),
-                lambda: [model.generate(one, **gen)[0] for one in one_sequence_batches],
-            ],
-            args.repeats,
-        )
-    return [
-        row(name, "generate() per sequence", t_describe, answers, t_single, singles),
-        row(f"{name} *", "generate() per sequence", t_generate, generated, t_single, singles),
-    ]
-
-
-def row(name: str, how: str, t_batched: float, answers: list[str], t_single: float, singles: list[str]) -> dict:
-    return {"name": name, "how": how, "batched": t_batched, "single": t_single, "answers": answers, "singles": singles}
+        out["shared"], answers = best_of(lambda: model.describe([image], [regions], **kw)[0], args.repeats)
+        if count <= args.whole_upto:
+            out["whole"], whole = best_of(
+                lambda: model.describe([image], [regions], reuse_prefix=False, **kw)[0], args.repeats
+            )
+            out["same"] = sum(a == b for a, b in zip(answers, whole, strict=True))
+        if count <= args.single_upto:
+            if kw.get("task"):
+                out["single"], _ = best_of(lambda: [model.describe([image], [[b]], **kw) for b in regions], 1)
+            else:
+                questions = recorded_questions(model, image, masks, kw)
+                objects = [[Region(mask=m) for m in masks]]
+                out["single"], _ = best_of(
+                    lambda: [answer_questions(model, [image], objects, [q], args.max_new_tokens) for q in questions],
+                    1,
+                )
+    out["distinct"] = len(set(answers))
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--regions", type=int, default=16)
+    parser.add_argument("--counts", default="16,116,536")
     parser.add_argument("--max-new-tokens", type=int, default=32)
-    parser.add_argument("--side", type=int, default=256)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--whole-upto", type=int, default=116, help="largest count timed with whole prompts")
+    parser.add_argument("--single-upto", type=int, default=16, help="largest count timed one question at a time")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    image, masks = scene_regions(args.regions, args.side, args.seed)
-    rows = [r for name in ("aquila_plus_tiny", "mgimm_tiny") for r in compare(name, image, masks, args)]
-
+    counts = [int(c) for c in args.counts.split(",")]
+    rows = [measure(name, count, args) for name in ("aquila_plus_tiny", "mgimm_tiny") for count in counts]
     print(
-        f"describe(): {len(masks)} regions of one {args.side} px synthetic scene, max_new_tokens="
-        f"{args.max_new_tokens}, greedy, cpu, {args.threads} threads, best of {args.repeats}"
+        f"describe(): max_new_tokens={args.max_new_tokens}, greedy, cpu, {args.threads} threads, "
+        f"best of {args.repeats} after a warm-up"
     )
-    header = f"{'model':<20}{'batched':>12}{'one at a time':>16}{'ratio':>9}  {'identical':>9}  {'distinct':>8}"
-    print(f"{header}  one at a time by")
+    print(
+        f"{'model':<18}{'regions':>8}{'shared':>11}{'vs first':>10}{'whole':>11}{'whole/shared':>13}{'same':>9}"
+        f"{'one at a time':>15}  scene"
+    )
+    first: dict[str, float] = {}
     for r in rows:
-        same = sum(a == b for a, b in zip(r["answers"], r["singles"], strict=True))
-        times = f"{r['batched'] * 1000:9.1f} ms{r['single'] * 1000:13.1f} ms{r['single'] / r['batched']:8.2f}x"
-        print(f"{r['name']:<20}{times}  {f'{same}/{len(masks)}':>9}  {len(set(r['answers'])):>8}  {r['how']}")
-    print("* batched = generate() on the batch describe() builds, without its preprocessing (as one at a time)")
-    for r in rows:
-        for k, (a, b) in enumerate(zip(r["answers"], r["singles"], strict=True), start=1):
-            if a != b:
-                print(f"MISMATCH {r['name']} region{k}:\n  batched:       {a!r}\n  one at a time: {b!r}")
+        first.setdefault(r["name"], r["shared"])
+        whole = f"{r['whole']:9.2f} s" if "whole" in r else f"{'-':>11}"
+        ratio = f"{r['whole'] / r['shared']:12.1f}x" if "whole" in r else f"{'-':>13}"
+        same = f"{r['same']}/{r['count']}" if "same" in r else "-"
+        single = f"{r['single']:13.2f} s" if "single" in r else f"{'-':>15}"
+        print(
+            f"{r['name']:<18}{r['count']:>8}{r['shared']:9.2f} s{r['shared'] / first[r['name']]:9.2f}x"
+            f"{whole}{ratio}{same:>9}{single}  {r['scene']}"
+        )
+    print("shared: prefix KV cache reused, regions extracted once; whole: every prompt written out, one batch")
+    print("vs first: shared time relative to the smallest count of the same model; same: shared == whole answers")
 
 
 if __name__ == "__main__":
