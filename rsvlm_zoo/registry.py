@@ -12,14 +12,11 @@ import fnmatch
 import importlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import lightning as L
 
 from rsvlm_zoo.weights.export import load_weights
-
-if TYPE_CHECKING:
-    from rsvlm_zoo.models.base import RegionVLM
 
 _MODELS: dict[str, Callable[..., L.LightningModule]] = {}
 F = TypeVar("F", bound=Callable[..., L.LightningModule])
@@ -75,7 +72,7 @@ def list_models(pattern: str | None = None) -> list[str]:
 
 def build_model(
     name: str, pretrained: bool = False, checkpoint: str | Path | None = None, **overrides: Any
-) -> RegionVLM:
+) -> L.LightningModule:
     """Build a registered model, in eval mode as Hugging Face models load (training switches the mode itself).
 
     A `None` override switches a setting off where the model accepts `None` for it (`lora=None`: no LoRA;

@@ -18,7 +18,7 @@ import copy
 import json
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -26,9 +26,6 @@ from torch import nn
 
 from rsvlm_zoo.weights.checkpoint_contents import kept_keys
 from rsvlm_zoo.weights.model_config import CHECKPOINT_CONFIG_KEY, build_from_config, model_config
-
-if TYPE_CHECKING:  # for annotations only: the models import this module
-    from rsvlm_zoo.models.base import RegionVLM
 
 FORMAT = "rsvlm_zoo.export"  # the on-disk format name, kept as written by every release
 FORMAT_VERSION = 1
@@ -202,7 +199,7 @@ def _load_adapter(model: nn.Module, adapter_dir: Path) -> None:
         raise ValueError(f"{weights} has adapter tensors the model lacks, e.g. {result.unexpected_keys[:5]}")
 
 
-def from_pretrained(path: str | Path) -> RegionVLM:
+def from_pretrained(path: str | Path) -> nn.Module:
     """Build a model from an exported directory, or from a Lightning checkpoint written by rsvlm_zoo, in eval mode.
 
     Frozen pretrained blocks (CLIP encoder, base LLM) are loaded from their local weights as the config names
@@ -219,7 +216,7 @@ def from_pretrained(path: str | Path) -> RegionVLM:
         if cfg.get("merged"):
             config["init_args"]["llm"]["init_args"]["name_or_path"] = str(path / MERGED_LLM_DIR)
         model = build_from_config(config)
-        return cast("RegionVLM", load_exported_weights(model, path).eval())
+        return load_exported_weights(model, path).eval()
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist (expected an exported directory or a .ckpt file)")
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
@@ -230,7 +227,7 @@ def from_pretrained(path: str | Path) -> RegionVLM:
             "build_model(name, checkpoint=path) or from the run's config.yaml"
         )
     model = build_from_config(config)
-    return cast("RegionVLM", load_checkpoint_weights(model, path, checkpoint).eval())
+    return load_checkpoint_weights(model, path, checkpoint).eval()
 
 
 def load_checkpoint_weights(model: nn.Module, path: str | Path, checkpoint: dict[str, Any] | None = None) -> nn.Module:
