@@ -95,7 +95,14 @@ def test_frozen_encoder_in_bfloat16_from_the_command_line(tmp_path):
 
 
 def test_bfloat16_encoder_is_refused_when_the_recipe_trains_the_encoder(tmp_path):
-    args = _fast_dev_run_args("tiny/aquila_plus.yaml", tmp_path, "--model.init_args.encoder_dtype", "bfloat16")
+    args = _fast_dev_run_args(
+        "tiny/aquila_plus.yaml",
+        tmp_path,
+        "--model.init_args.encoder_dtype",
+        "bfloat16",
+        "--model.init_args.train_encoder",
+        "true",
+    )
     with pytest.raises(ValueError, match="only suits a frozen encoder"):
         main(args)
 

@@ -12,6 +12,11 @@ from tests.conftest import RECIPES
 
 pytestmark = pytest.mark.slow
 
+# Measured with the recipe as shipped (training seed 0): exact match 0.9967 / 1.000 / 0.9989 on the 300 scenes of
+# validation seeds 1 / 7 / 11, masks shuffled 0.029 / 0.024 / 0.022.
+MIN_OWN = 0.95
+SHUFFLED = "val/exact_match_shuffled_masks"
+
 
 def final_metrics(output: str) -> dict[str, float]:
     block = output.split("final validation metrics", 1)[-1]
@@ -30,12 +35,45 @@ def fit(recipe: str, *overrides: str) -> tuple[dict[str, float], float]:
     return final_metrics(out.stdout + out.stderr), elapsed  # the final metrics go through Lightning's logger
 
 
-def test_tiny_aquila_plus_learns_regions_within_ten_minutes(tmp_path):
-    metrics, elapsed = fit("tiny/aquila_plus.yaml", "--trainer.default_root_dir", str(tmp_path))
-    print(f"wall {elapsed:.0f} s, metrics {metrics}")
-    assert metrics["val/exact_match_regions"] >= 0.90, metrics
+def validate(recipe: str, *overrides: str) -> dict[str, float]:
+    """Run `lightning validate -c recipes/<recipe> <overrides>`; return its exact-match metrics."""
+    script = Path(sys.executable).parent / "lightning"
+    out = subprocess.run(
+        [str(script), "validate", "-c", str(RECIPES / recipe), *overrides], capture_output=True, text=True, timeout=900
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    output = out.stdout + out.stderr
+    # Lightning's table of validation metrics; it may cut a long name short ("val/exact_match_shuffl…").
+    found = dict(re.findall(r"(val/exact_match_[a-z_]+)\S*\s*[│|]\s+([0-9.]+)", output))
+    named = {"val/exact_match_regions": "val/exact_match_regions", "val/exact_match_shuffl": SHUFFLED}
+    return {full: float(v) for k, v in found.items() for part, full in named.items() if k.startswith(part)}
+
+
+def test_tiny_aquila_plus_with_a_frozen_pretrained_encoder_learns_regions_on_unseen_scenes(tmp_path):
+    """The README's first command: the paper's mask extractor on frozen ImageNet features, scored on three seeds."""
+    start = time.monotonic()
+    seed1 = fit(
+        "tiny/aquila_plus.yaml", "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_checkpointing", "true"
+    )[0]
+    elapsed = time.monotonic() - start
+    (checkpoint,) = (tmp_path / "checkpoints").glob("*.ckpt")
+    scores = {1: seed1}
+    for seed in (7, 11):  # 300 more scenes of two other seeds, the same trained model
+        scores[seed] = validate(
+            "tiny/aquila_plus.yaml",
+            "--ckpt_path",
+            str(checkpoint),
+            "--trainer.default_root_dir",
+            str(tmp_path / f"val{seed}"),
+            "--data.init_args.val.init_args.seed",
+            str(seed),
+        )
+    own = {s: m["val/exact_match_regions"] for s, m in scores.items()}
+    shuffled = {s: m[SHUFFLED] for s, m in scores.items()}
+    print(f"fit {elapsed:.0f} s; exact match {own}; masks shuffled {shuffled}")
+    assert min(own.values()) >= MIN_OWN, own
     # Masks shuffled between regions: a model that ignores masks would score the same; this one collapses.
-    assert metrics["val/exact_match_shuffled_masks"] <= 0.20, metrics
+    assert max(shuffled.values()) <= 0.05, shuffled
 
 
 def test_tiny_mgimm_learns_box_attributes_then_descriptions_that_need_its_region_tokens(tmp_path):
