@@ -21,6 +21,7 @@ from rsvlm_zoo.data.processor import IMAGE_POLICIES, InputSpec, RegionProcessor,
 from rsvlm_zoo.data.schema import DataFormatError, Sample
 from rsvlm_zoo.data.sources.base import SampleSource
 from rsvlm_zoo.data.sources.resumable import EpochSeededSampler
+from rsvlm_zoo.data.sources.streaming import StreamingSampler, StreamingSource
 from rsvlm_zoo.data.sources.tiled import tile_source
 from rsvlm_zoo.data.tiling import TileDropped, as_size
 
@@ -159,7 +160,9 @@ class RegionDataModule(L.LightningDataModule):
         tile_min_visible: A cut object stays in a tile when at least this fraction of it is inside (see
             `rsvlm_zoo.data.tiling`); dropped tiles are counted in `batch["dropped_tiles"]`.
         seed: Seed of the training order (each epoch's permutation comes from seed + epoch; see
-            `EpochSeededSampler`), which makes a run resumed mid-epoch train on the same batches.
+            `EpochSeededSampler`), which makes a run resumed mid-epoch train on the same batches. A packed
+            `StreamingSource` read as it is (not wrapped) is ordered by its `StreamingSampler` instead: chunk-local
+            order per (seed, epoch), one disjoint share per rank, exact mid-epoch resume also under DDP.
     """
 
     eval_name = "regions"
@@ -225,18 +228,32 @@ class RegionDataModule(L.LightningDataModule):
         return source
 
     def _train_sampler(self, dataset: ProcessedDataset) -> Sampler | None:
-        """Every sample once per epoch, in an order fixed by (seed, epoch), so a resumed run sees the same batches."""
+        """Every sample once per epoch, in an order fixed by (seed, epoch), so a resumed run sees the same batches.
+
+        A `StreamingSource` gets its `StreamingSampler` (chunk-local order, this rank's disjoint share of the
+        epoch, rank and world size from the trainer); every other source an `EpochSeededSampler`, whose order
+        Lightning shares between processes with its distributed sampler.
+        """
+        if isinstance(dataset.source, StreamingSource):
+            trainer = self.trainer
+            rank = getattr(trainer, "global_rank", None) if trainer is not None else None
+            world = getattr(trainer, "world_size", None) if trainer is not None else None
+            return StreamingSampler(dataset.source, self.seed, rank=rank, world_size=world)
         return EpochSeededSampler(len(dataset), self.seed)
 
     def _resume_position(self, sampler: Sampler | None) -> None:
         """When Lightning resumes mid-epoch, start the sampler after the batches already trained on.
 
         Lightning restores the loop counters before it asks for the training loader; without this the resumed
-        epoch would start over from its first batch. Under several processes Lightning wraps the sampler in
-        its distributed one, so exact mid-epoch resumption is single-process only (Lightning warns otherwise).
+        epoch would start over from its first batch. Under several processes Lightning wraps an
+        `EpochSeededSampler` in its distributed one, so exact mid-epoch resumption is single-process only for
+        those (Lightning warns otherwise); a `StreamingSampler` is this rank's share already (Lightning keeps
+        it), so each rank resumes after its own batches.
         """
         trainer = self.trainer
-        if trainer is None or not hasattr(sampler, "resume_after") or getattr(trainer, "world_size", 1) > 1:
+        if trainer is None or not hasattr(sampler, "resume_after"):
+            return
+        if getattr(trainer, "world_size", 1) > 1 and not isinstance(sampler, StreamingSampler):
             return
         progress = trainer.fit_loop.epoch_loop.batch_progress.current
         # `processed`, not `completed`: a checkpoint saved in on_train_batch_end counts its batch as processed only.

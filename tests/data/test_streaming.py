@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from torch.utils.data import DistributedSampler
 
 pytest.importorskip("litdata", reason="LitData is not installed: pip install 'rsvlm_zoo[stream]'")
 
@@ -16,6 +18,7 @@ from rsvlm_zoo.data.pack import pack, pack_source, resize_sample  # noqa: E402
 from rsvlm_zoo.data.sources import AnnotationSource, StreamingSampler, StreamingSource, SyntheticSource  # noqa: E402
 from rsvlm_zoo.data.sources.tiled import TiledSource  # noqa: E402
 from rsvlm_zoo.data.tiling import TileDropped  # noqa: E402
+from tests.resume_helpers import MAX_STEPS, assert_same_weights, fit_tiny, kill_and_resume  # noqa: E402
 
 SIZE = 128
 
@@ -176,65 +179,84 @@ def test_packed_synthetic_scenes_stream_back_unchanged_at_the_input_size(synthet
         assert_same_sample(by_id[want.sample_id], resize_sample(want, decode(want.image), SIZE, SIZE))
 
 
-def test_streaming_source_is_a_region_datamodule_source_and_resumes_like_the_in_memory_path(synthetic_pack, tmp_path):
-    import lightning as L
-    import torch
-    from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+@pytest.fixture(scope="module")
+def twelve_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 synthetic scenes in several chunks: the in-memory resume test's training set, packed."""
+    out = tmp_path_factory.mktemp("twelve") / "shards"
+    pack_source(SyntheticSource(12, seed=0), out, input_size=SIZE, workers=1, chunk_bytes="40KB")
+    return out
 
+
+def _streaming_loader(source, rank: int, world: int, trainer_extra: dict | None = None, seed: int = 5):
     from rsvlm_zoo import build_model
     from rsvlm_zoo.datamodules import RegionDataModule
 
-    class Killed(RuntimeError):
-        pass
+    data = RegionDataModule(train=source, batch_size=4, max_length=256, seed=seed)
+    data.trainer = SimpleNamespace(world_size=world, global_rank=rank, **(trainer_extra or _restarting(0, 0, False)))
+    data.attach(build_model("aquila_plus_tiny").input_spec())
+    return data.train_dataloader()
 
-    class KillAtStep(Callback):
-        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-            if trainer.global_step == 5:
-                raise Killed("killed at step 5")
 
+def _restarting(epoch: int, batches_done: int, restarting: bool = True) -> dict:
+    """Trainer attributes of a run restored mid-epoch (what `_resume_position` reads)."""
+    current = SimpleNamespace(processed=batches_done)
+    loop = SimpleNamespace(
+        restarting=restarting, epoch_loop=SimpleNamespace(batch_progress=SimpleNamespace(current=current))
+    )
+    return {"current_epoch": epoch, "fit_loop": loop}
+
+
+def test_region_datamodule_orders_a_streaming_source_by_its_sampler_with_disjoint_rank_shares(synthetic_pack):
     source = StreamingSource(synthetic_pack)
-
-    def run(root: Path, seed: int, callbacks=(), ckpt_path=None):
-        torch.manual_seed(seed)
-        model = build_model("aquila_plus_tiny", stage=3, lr=2e-3, warmup_ratio=0.2)
-        # 12 samples, 3 batches an epoch: the in-memory resume test's run, read from shards
-        data = RegionDataModule(train=_First(source, 12), batch_size=4, max_length=256, num_workers=0)
-        trainer = L.Trainer(
-            max_steps=6,
-            accelerator="cpu",
-            logger=False,
-            limit_val_batches=0,
-            num_sanity_val_steps=0,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            default_root_dir=root,
-            callbacks=[
-                ModelCheckpoint(dirpath=root / "ckpt", filename="{step}", every_n_train_steps=2, save_top_k=-1),
-                *callbacks,
-            ],
-        )
-        trainer.fit(model, data, ckpt_path=ckpt_path)
-        return model, trainer
-
-    reference, _ = run(tmp_path / "straight", seed=0)
-    with pytest.raises(Killed):
-        run(tmp_path / "killed", seed=0, callbacks=[KillAtStep()])
-    resumed, trainer = run(tmp_path / "killed", seed=1, ckpt_path=tmp_path / "killed" / "ckpt" / "step=4.ckpt")
-    assert trainer.global_step == 6
-    ref, got = reference.state_dict(), resumed.state_dict()
-    for name in ref:
-        torch.testing.assert_close(got[name], ref[name], rtol=1e-5, atol=1e-6, msg=name)
+    n, world = len(source), 3
+    shares = []
+    for rank in range(world):
+        loader = _streaming_loader(source, rank, world)
+        sampler = loader.sampler
+        assert isinstance(sampler, StreamingSampler) and isinstance(sampler, DistributedSampler)
+        assert (sampler.seed, sampler.rank, sampler.world_size) == (5, rank, world)
+        shares.append(list(sampler))
+        assert shares[-1] == source.order(5, 0, rank, world).tolist()
+    flat = [i for share in shares for i in share]
+    assert len(flat) == len(set(flat)) == n - n % world, "disjoint shares, no repeats, equal lengths"
+    # chunk-local: one rank's share visits each chunk in one run (it enters a chunk at most once)
+    chunk_of = np.repeat(np.arange(len(source.chunk_sizes())), source.chunk_sizes())
+    whole = list(_streaming_loader(source, 0, 1).sampler)
+    runs = [c for k, c in enumerate(chunk_of[whole]) if k == 0 or c != chunk_of[whole[k - 1]]]
+    assert len(runs) == len(set(runs)) == len(source.chunk_sizes())
 
 
-class _First(StreamingSource):
-    """The first `n` samples of a packed source."""
+def test_region_datamodule_resumes_a_streaming_rank_share_mid_epoch(synthetic_pack):
+    source = StreamingSource(synthetic_pack)
+    straight = _streaming_loader(source, rank=1, world=2)
+    straight.sampler.set_epoch(1)
+    epoch1 = list(straight.sampler)
+    resumed = _streaming_loader(source, rank=1, world=2, trainer_extra=_restarting(epoch=1, batches_done=2))
+    assert list(resumed.sampler) == epoch1[8:], "the resumed share starts after its first 2 batches of 4"
+    resumed = _streaming_loader(source, rank=1, world=2, trainer_extra=_restarting(epoch=1, batches_done=2))
+    want = [source[i].sample_id for i in epoch1[8:]]
+    got = [sid for batch in resumed for sid in batch["sample_ids"]]
+    assert got == want, "the resumed loader yields the remaining samples of the epoch, in order"
 
-    def __init__(self, source: StreamingSource, n: int) -> None:
-        self.__dict__.update(source.__getstate__())
-        self.n = n
 
-    def __len__(self) -> int:
-        return self.n
+def test_region_datamodule_keeps_the_epoch_seeded_sampler_for_other_sources(synthetic_pack):
+    from rsvlm_zoo.data.sources.resumable import EpochSeededSampler
+    from rsvlm_zoo.datamodules import InstructionSource
+
+    wrapped = InstructionSource(StreamingSource(synthetic_pack), "category", {"per_region": True})
+    for source in (SyntheticSource(8, seed=0), wrapped):
+        sampler = _streaming_loader(source, 0, 1).sampler
+        assert type(sampler) is EpochSeededSampler and sampler.seed == 5
+        assert list(sampler) == EpochSeededSampler(len(source), 5).permutation()
+
+
+def test_streaming_source_is_a_region_datamodule_source_and_resumes_like_the_in_memory_path(twelve_pack, tmp_path):
+    source = StreamingSource(twelve_pack)
+    assert len(source) == 12 and len(source.chunk_sizes()) > 1
+    reference, _ = fit_tiny(tmp_path / "straight", seed=0, train=source)
+    resumed, trainer = kill_and_resume(tmp_path / "killed", source)
+    assert trainer.global_step == MAX_STEPS
+    assert_same_weights(resumed, reference)
 
 
 def test_json_lines_are_packed_a_part_at_a_time_as_the_json_list_reads(tmp_path, real_data):

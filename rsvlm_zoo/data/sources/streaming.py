@@ -12,8 +12,10 @@ Order: `StreamingSampler` (or `StreamingSource.order`) gives each epoch an order
 chunks shuffled, samples shuffled inside each chunk, then the order is cut into one contiguous share per
 rank: shares are disjoint and no sample repeats (with `drop_last`, the last `len % world_size` samples of the
 epoch's order are left out so every rank has as many). `resume_after(n)` / `state_dict()` restart an epoch
-after its first `n` samples, as `EpochSeededSampler` does for in-memory sources (`RegionDataModule` uses that
-sampler: it also shuffles a `StreamingSource` per (seed, epoch) and resumes it mid-epoch).
+after its first `n` samples. `RegionDataModule` trains a `StreamingSource` with this sampler (its rank and world
+size from the trainer); it is a `DistributedSampler`, so Lightning keeps it under DDP instead of wrapping it in
+its own (which would pad the shares by repeating samples), and a run resumed mid-epoch under several
+processes continues each rank's own share exactly.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import DistributedSampler
 
 from rsvlm_zoo.data.schema import Sample
 from rsvlm_zoo.data.sources.base import SampleSource
@@ -194,8 +196,11 @@ class StreamingSource(SampleSource):
         return full[rank * n // world_size : (rank + 1) * n // world_size]
 
 
-class StreamingSampler(Sampler[int]):
+class StreamingSampler(DistributedSampler):
     """Indices of a `StreamingSource` in chunk-local shuffled order per (seed, epoch), one disjoint share per rank.
+
+    A `DistributedSampler` (whose `__init__` it does not use) only so Lightning keeps it under DDP; it has the
+    same attributes (`num_replicas`, `rank`, `epoch`, `seed`, `drop_last`, `shuffle`, `dataset`).
 
     Args:
         source: The packed source.
@@ -216,7 +221,10 @@ class StreamingSampler(Sampler[int]):
         dist = torch.distributed.is_available() and torch.distributed.is_initialized()
         self.rank = rank if rank is not None else (torch.distributed.get_rank() if dist else 0)
         self.world_size = world_size if world_size is not None else (torch.distributed.get_world_size() if dist else 1)
+        if not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank must be in [0, {self.world_size}), got {self.rank}")
         self.source, self.seed, self.drop_last = source, int(seed), drop_last
+        self.dataset, self.num_replicas, self.shuffle = source, self.world_size, True
         self.epoch = 0
         self._skip = 0
 
