@@ -56,3 +56,47 @@ def test_fit_a_shipped_recipe_by_name_from_another_folder(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "max_steps=1" in out.stdout + out.stderr
+
+
+def _printed_config(name: str, *overrides: str) -> str:
+    """The config `rsvlm fit -c NAME --print_config` resolves, as YAML text."""
+    done = subprocess.run(
+        [sys.executable, "-m", "rsvlm_zoo", "fit", "-c", name, *overrides, "--print_config"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_widths_are_written_once_and_follow_a_command_line_override():
+    import yaml
+
+    shipped = recipe_path("tiny/aquila_plus").read_text()
+    assert shipped.count("hidden_size: 128") == 1 and "out_dim: 128" not in shipped  # the LLM width, once
+    model = yaml.safe_load(
+        _printed_config("tiny/aquila_plus", "--model.init_args.llm.init_args.config.hidden_size", "64")
+    )["model"]["init_args"]
+    assert model["extractor"]["init_args"]["out_dim"] == 64
+    assert model["projector"]["init_args"] == {"in_dim": 112, "out_dim": 64, "depth": 2}
+
+
+def test_every_recipe_resolves_its_interpolations():
+    for name in list_recipes():
+        printed = _printed_config(name)
+        assert "${" not in printed, name
+
+
+def test_an_extractor_built_for_other_encoder_levels_is_refused_when_the_model_is_built():
+    import pytest
+
+    from rsvlm_zoo import build_model
+    from rsvlm_zoo.models import AquilaPlus
+    from rsvlm_zoo.models.blocks import MaskAwareExtractor
+
+    base = build_model("aquila_plus_tiny")
+    channels = base.encoder.channels
+    wrong = MaskAwareExtractor(in_channels=[*channels[:-1], channels[-1] + 1], out_dim=base.llm.hidden_size)
+    with pytest.raises(ValueError, match=rf"set the extractor's in_channels to \[{', '.join(map(str, channels))}\]"):
+        AquilaPlus(encoder=base.encoder, extractor=wrong, projector=base.projector, llm=base.llm)

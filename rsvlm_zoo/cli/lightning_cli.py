@@ -20,6 +20,12 @@ from rsvlm_zoo.models.base import RegionVLM
 # Lightning's code, not the user's run, and nothing the user does removes it.
 QUIET_UPSTREAM = (r"`isinstance\(treespec, LeafSpec\)` is deprecated",)
 
+# Recipes write each width once and refer to it elsewhere with omegaconf interpolation, e.g. a projector's
+# `out_dim: ${...llm.init_args.config.hidden_size}` (relative to the setting's own node, so the same recipe serves
+# every subcommand). "omegaconf+" resolves after the config file and the command line are merged, so an override
+# of the written-once value reaches every setting that refers to it.
+RECIPE_PARSER_MODE = "omegaconf+"
+
 
 class KeepingSaveConfig(SaveConfigCallback):
     """Save the run's resolved config without ever replacing a file: an existing name gets a numbered sibling.
@@ -84,6 +90,7 @@ def lightning_main(args: list[str] | None = None) -> int:
             save_config_callback=KeepingSaveConfig,
             save_config_kwargs={"overwrite": False},
             auto_configure_optimizers=False,
+            parser_kwargs={"parser_mode": RECIPE_PARSER_MODE},
         )
     finally:
         sys.argv = typed

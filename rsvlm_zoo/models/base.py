@@ -151,6 +151,7 @@ class RegionVLM(AnswerEvaluation):
 
     # ------------------------------------------------------------------ construction helpers
     def _check_widths(self) -> None:
+        self.extractor.check_encoder_channels(self.encoder.channels)
         d_llm = self.llm.hidden_size
         if self.projector.in_dim != self.encoder.image_dim or self.projector.out_dim != d_llm:
             raise ValueError(

@@ -87,6 +87,14 @@ class MaskAwareExtractor(RegionExtractor):
             nn.Linear(pos_hidden, out_dim),
         )
 
+    def check_encoder_channels(self, channels: list[int]) -> None:
+        """Refuse an encoder whose level channels differ from `in_channels` (see `RegionExtractor`)."""
+        if [int(c) for c in channels] != self.in_channels:
+            raise ValueError(
+                f"MaskAwareExtractor was built for level channels {self.in_channels} but the encoder returns "
+                f"{list(channels)}; set the extractor's in_channels to {list(channels)}"
+            )
+
     def forward(
         self, features: list[torch.Tensor], regions: RegionBatch, pixel_values: torch.Tensor | None = None
     ) -> torch.Tensor:

@@ -49,6 +49,16 @@ class RegionExtractor(RecordsInitArgs, nn.Module):
     out_dim: int
     needs: str = "mask"
 
+    def check_encoder_channels(self, channels: list[int]) -> None:
+        """Refuse, when the model is built, an encoder whose level channels this extractor was not built for.
+
+        Args:
+            channels: The encoder's channels, one per level it returns.
+
+        Raises:
+            ValueError: naming both widths and the setting to change. The base reads no encoder width.
+        """
+
     def forward(self, features: list[torch.Tensor], regions: RegionBatch) -> torch.Tensor:
         """Return a (R, tokens_per_region, out_dim) tensor of region tokens.
 
