@@ -6,6 +6,13 @@ Usage::
                    (--masks masks.png | --instances instances.json | --boxes boxes.json)
                    [--checkpoint FILE] [--pretrained] [--prompt TEXT] [--max-new-tokens N]
                    [--task attributes|description] [--device DEVICE] [--json out.json]
+    rsvlm describe --model ... --instances instances.json --images DIR --jsonl out.jsonl [--resume] [...]
+
+Many scenes: `--images DIR` with a COCO `--instances` file describes every image record of that file (one model,
+loaded once), with a progress bar over scenes (`rsvlm_zoo.progress`), and appends each scene's record to
+`--jsonl` as one JSON line as soon as it is answered, so a stopped run keeps what it did: `--resume` skips the
+scenes the file already holds; without it an existing `--jsonl` is refused, never overwritten. Scenes without
+regions are skipped and counted.
 
 `--model` is a path when one exists there (an exported directory or a Lightning checkpoint, loaded by
 `rsvlm_zoo.weights.export.from_pretrained`), otherwise a registered name (`rsvlm_zoo.list_models()`), built with
@@ -56,7 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rsvlm describe", description="Answer a question about every region of a scene with a region VLM."
     )
     add_model_arguments(parser, required=True)
-    add_region_arguments(parser, "COCO instances JSON; the record of --image is used")
+    add_region_arguments(
+        parser, "COCO instances JSON; the record of --image is used (with --images: every record)", False
+    )
+    parser.add_argument("--images", type=Path, default=None, help="many scenes: the folder of --instances' images")
+    parser.add_argument("--jsonl", type=Path, default=None, help="many scenes: one JSON line per scene, as answered")
+    parser.add_argument("--resume", action="store_true", help="many scenes: skip the scenes --jsonl already holds")
     parser.add_argument("--prompt", default=None, help="question (default: the model's own)")
     parser.add_argument("--max-new-tokens", type=int, default=None, help="generation length (default: the model's)")
     parser.add_argument(
@@ -131,13 +143,21 @@ def _region_record(k: int, region: Region, height: int, width: int) -> dict[str,
 
 
 def describe_record(
-    args: argparse.Namespace, image: np.ndarray, regions: list[Region], result: list[str] | str, task: str | None
+    args: argparse.Namespace,
+    image: np.ndarray,
+    regions: list[Region],
+    result: list[str] | str,
+    task: str | None,
+    image_path: Path | None = None,
 ) -> dict[str, Any]:
-    """The `--json` content: image, model, question, every region (name, box, area, category) and the answers."""
+    """The `--json` content: image, model, question, every region (name, box, area, category) and the answers.
+
+    `image_path` names the scene when it is not `--image` (many scenes).
+    """
     height, width = image.shape[:2]
     source = next((flag, str(getattr(args, flag))) for flag in ("masks", "instances", "boxes") if getattr(args, flag))
     record: dict[str, Any] = {
-        "image": str(args.image),
+        "image": str(image_path or args.image),
         "width": width,
         "height": height,
         "model": args.model,
@@ -159,7 +179,91 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def _strict_line(record: dict[str, Any], where: Path) -> str:
+    try:
+        return json.dumps(record, ensure_ascii=False, allow_nan=False)
+    except ValueError as err:  # boxes are validated finite, so this is a bug, reported rather than written
+        raise ModelInputError(f"{where}: not written, the record holds a non-finite number ({err})") from err
+
+
+def _described_images(path: Path) -> set[str]:
+    """The `image` of every record an earlier run wrote to `path` (for `--resume`)."""
+    done: set[str] = set()
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                done.add(str(json.loads(line)["image"]))
+            except (json.JSONDecodeError, KeyError, TypeError) as err:
+                raise ModelInputError(
+                    f"{path}: line {n} is not a record of rsvlm describe ({err}); remove it (a run stopped while "
+                    "writing leaves an incomplete last line) and run again with --resume"
+                ) from err
+    return done
+
+
+def _check_many_args(args: argparse.Namespace) -> None:
+    """Refuse, before a model is built, a mix of one-scene and many-scene flags (exit 2) or unusable paths (1)."""
+    if (args.image is None) == (args.images is None):
+        raise ModelUsageError("give exactly one of --image (one scene) or --images DIR (every scene of --instances)")
+    if args.images is None:
+        if args.jsonl is not None or args.resume:
+            raise ModelUsageError("--jsonl and --resume are for many scenes (--images); one scene writes --json")
+        return
+    if args.instances is None:
+        raise ModelUsageError("--images describes every record of a COCO --instances file; give --instances")
+    if args.jsonl is None or args.json is not None:
+        raise ModelUsageError("many scenes are written to --jsonl (one line per scene as it is answered), not --json")
+    if not args.images.is_dir():
+        raise ModelInputError(f"--images {args.images} is not a folder")
+    if args.jsonl.is_dir():
+        raise ModelInputError(f"--jsonl {args.jsonl} is a directory; give the JSONL file to write")
+    if args.jsonl.exists() and not args.resume:
+        raise ModelInputError(
+            f"{args.jsonl} exists and is kept; pass --resume to skip the scenes it holds, or name another file"
+        )
+
+
+def _run_many(args: argparse.Namespace, model: Any, task: str | None) -> int:
+    from rsvlm_zoo.data.readers import read_annotations
+    from rsvlm_zoo.progress import progress
+
+    done = _described_images(args.jsonl) if args.jsonl.exists() else set()
+    samples = read_annotations("coco", args.instances, images=args.images)
+    todo = [s for s in samples if str(s.image) not in done]
+    empty = [s for s in todo if not s.regions]
+    todo = [s for s in todo if s.regions]
+    if done:
+        skipped = len(samples) - len(todo) - len(empty)
+        print(f"{args.jsonl}: {skipped} scene(s) already described, skipped", file=sys.stderr)
+    if empty:
+        names = ", ".join(Path(str(s.image)).name for s in empty[:5])
+        print(f"{args.instances}: {len(empty)} scene(s) without regions skipped (e.g. {names})", file=sys.stderr)
+    args.jsonl.parent.mkdir(parents=True, exist_ok=True)
+    with args.jsonl.open("a", encoding="utf-8") as out:
+        for sample in progress(todo, desc="describe", unit="scene"):
+            path = Path(str(sample.image))
+            image = load_image(path)
+            regions = list(sample.regions)
+            result = describe_regions(model, image, regions, args.prompt, args.max_new_tokens, task)
+            out.write(_strict_line(describe_record(args, image, regions, result, task, path), args.jsonl) + "\n")
+            out.flush()  # each scene is kept as soon as it is answered
+            answers = [result] if isinstance(result, str) else result
+            for k, answer in enumerate(answers, start=1):
+                print(f"{path.name} {'description' if isinstance(result, str) else f'region{k}'}: {_one_line(answer)}")
+    print(f"described {len(todo)} scene(s) into {args.jsonl}", file=sys.stderr)
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
+    _check_many_args(args)
+    if args.images is not None:
+        import torch
+
+        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        model = load_model(args.model, args.checkpoint, args.pretrained).eval().to(device)
+        return _run_many(args, model, args.task or ("attributes" if region_kind(model) == "box" else None))
     if not args.image.is_file():
         raise ModelInputError(f"image file not found: {args.image}")
     if args.json is not None and args.json.is_dir():

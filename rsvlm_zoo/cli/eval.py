@@ -80,7 +80,6 @@ stderr, `rsvlm eval: error: ...`, naming the file, the line or record and the re
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from collections.abc import Callable
@@ -100,6 +99,7 @@ from rsvlm_zoo.metrics.caption_io import (
 )
 from rsvlm_zoo.metrics.java import JavaNotFoundError
 from rsvlm_zoo.metrics.spice_scorer import SPICE_ENV, SpiceModelsNotFoundError
+from rsvlm_zoo.progress import Steps
 
 T = TypeVar("T")
 
@@ -232,6 +232,18 @@ def _check_reference_texts(path: Path, predictions: list[tuple[int, Any, str]], 
             raise CaptionDataError(f"{path}: image {image_id!r}: reference captions must be strings, found {found}")
 
 
+def _write_scores(path: Path, scores: dict[str, Any]) -> int:
+    """Write `scores` as strict JSON (non-finite values become null) to `path`; the exit status."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(strict_json(scores, indent=2) + "\n", encoding="utf-8")
+    except OSError as err:
+        print(f"rsvlm eval: error: cannot write {path}: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}")
+    return 0
+
+
 def eval_main(argv: list[str] | None = None) -> int:
     """Run `rsvlm eval` with `argv` (default: `sys.argv[1:]`); returns the exit status."""
     try:
@@ -266,37 +278,35 @@ def eval_main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
-        refs = _read(args.references, "references", lambda: load_references(args.references, split=args.split))
-        predictions = _read(args.predictions, "predictions", lambda: load_predictions(args.predictions))
-        preds, target = _read(
-            args.predictions,
-            "predictions",
-            lambda: match_predictions(predictions, refs, args.predictions, args.split),
-        )
-        _check_reference_texts(args.references, predictions, target)
-        metric = CaptionMetrics(
-            meteor=not args.no_meteor,
-            spice=args.spice,
-            corenlp_dir=args.corenlp_dir,
-            tokenizer=args.tokenizer,
-        )
-        try:
-            metric.update(preds, target)
-            scores = {k: finite_or_none(v) for k, v in metric.compute().items()}
-        finally:
-            metric.close()
+        with Steps("eval", 3) as step:
+            step("read")
+            refs = _read(args.references, "references", lambda: load_references(args.references, split=args.split))
+            predictions = _read(args.predictions, "predictions", lambda: load_predictions(args.predictions))
+            step("match")
+            preds, target = _read(
+                args.predictions,
+                "predictions",
+                lambda: match_predictions(predictions, refs, args.predictions, args.split),
+            )
+            _check_reference_texts(args.references, predictions, target)
+            suite = ["BLEU", "ROUGE-L", "CIDEr-D"] + ["METEOR"] * (not args.no_meteor) + ["SPICE"] * bool(args.spice)
+            step(f"score ({', '.join(suite)})")
+            metric = CaptionMetrics(
+                meteor=not args.no_meteor,
+                spice=args.spice,
+                corenlp_dir=args.corenlp_dir,
+                tokenizer=args.tokenizer,
+            )
+            try:
+                metric.update(preds, target)
+                scores = {k: finite_or_none(v) for k, v in metric.compute().items()}
+            finally:
+                metric.close()
     except (CaptionDataError, JavaNotFoundError, SpiceModelsNotFoundError) as exc:
         print(f"rsvlm eval: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     print(format_table(scores, len(preds)))
-    try:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(scores, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    except OSError as err:
-        print(f"rsvlm eval: error: cannot write {args.output}: {err}", file=sys.stderr)
-        return 1
-    print(f"wrote {args.output}")
-    return 0
+    return _write_scores(args.output, scores)
 
 
 def _records_metrics(args: argparse.Namespace) -> dict[str, Any]:
@@ -314,20 +324,16 @@ def _records_metrics(args: argparse.Namespace) -> dict[str, Any]:
 def _eval_records(args: argparse.Namespace) -> int:
     """Score a run's own prediction records per evaluation set; write `{set: {metric: score}}`."""
     try:
-        records = read_records(args.predictions)
-        results = score_records(records, lambda: _records_metrics(args))
+        with Steps("eval", 2) as step:
+            step("read")
+            records = read_records(args.predictions)
+            step(f"score ({', '.join(args.metrics)})")
+            results = score_records(records, lambda: _records_metrics(args))
     except (RecordFileError, JavaNotFoundError, SpiceModelsNotFoundError) as exc:
         print(f"rsvlm eval: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     print(markdown_table(results) + f"({len(records)} records)")
-    try:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(strict_json(results, indent=2) + "\n", encoding="utf-8")
-    except OSError as err:
-        print(f"rsvlm eval: error: cannot write {args.output}: {err}", file=sys.stderr)
-        return 1
-    print(f"wrote {args.output}")
-    return 0
+    return _write_scores(args.output, results)
 
 
 def _task_argument_error(args: argparse.Namespace) -> str | None:
@@ -369,6 +375,17 @@ def format_task_table(scores: dict[str, Any], num_samples: int, missing: int, ta
     return "\n".join(lines)
 
 
+def _score_task(args: argparse.Namespace, rt: Any, matched: Any, seed: int) -> dict[str, Any]:
+    """The scores of `--task` on the matched predictions (see `rsvlm_zoo.evaluation.region_tasks`)."""
+    if args.task == "grounding":
+        return rt.score_grounding(matched, args.box_format or "geochat", args.bootstrap, seed)[0]
+    if args.task == "refcls":
+        return rt.score_refcls(matched, args.bootstrap, seed)
+    return rt.score_captions(
+        matched, meteor=not args.no_meteor, spice=args.spice, corenlp_dir=args.corenlp_dir, tokenizer=args.tokenizer
+    )
+
+
 def _eval_task(args: argparse.Namespace) -> int:
     """`--task`: score {sample_id, answer} predictions against a references list; write the flat scores."""
     from rsvlm_zoo.evaluation import region_tasks as rt
@@ -379,21 +396,14 @@ def _eval_task(args: argparse.Namespace) -> int:
         return 2
     seed = 0 if args.seed is None else args.seed
     try:
-        predictions = rt.load_predictions(args.predictions)
-        references = rt.load_references(args.references, args.task)
-        matched = rt.match(predictions, references, args.predictions, args.references, args.allow_missing)
-        if args.task == "grounding":
-            scores, _ = rt.score_grounding(matched, args.box_format or "geochat", args.bootstrap, seed)
-        elif args.task == "refcls":
-            scores = rt.score_refcls(matched, args.bootstrap, seed)
-        else:
-            scores = rt.score_captions(
-                matched,
-                meteor=not args.no_meteor,
-                spice=args.spice,
-                corenlp_dir=args.corenlp_dir,
-                tokenizer=args.tokenizer,
-            )
+        with Steps("eval", 3) as step:
+            step("read")
+            predictions = rt.load_predictions(args.predictions)
+            references = rt.load_references(args.references, args.task)
+            step("match")
+            matched = rt.match(predictions, references, args.predictions, args.references, args.allow_missing)
+            step(f"score {args.task}")
+            scores = _score_task(args, rt, matched, seed)
     except (rt.TaskInputError, JavaNotFoundError, SpiceModelsNotFoundError, ModuleNotFoundError) as exc:
         print(f"rsvlm eval: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
@@ -403,14 +413,7 @@ def _eval_task(args: argparse.Namespace) -> int:
         scores["bootstrap_resamples"] = args.bootstrap
         scores["bootstrap_seed"] = seed
     print(format_task_table(scores, len(matched.references), matched.missing, args.task))
-    try:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(scores, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    except OSError as err:
-        print(f"rsvlm eval: error: cannot write {args.output}: {err}", file=sys.stderr)
-        return 1
-    print(f"wrote {args.output}")
-    return 0
+    return _write_scores(args.output, scores)
 
 
 if __name__ == "__main__":

@@ -176,9 +176,15 @@ def as_region(region: Any) -> Region:
     return Region(mask=region) if isinstance(region, np.ndarray) else Region(box=tuple(region))
 
 
-def add_region_arguments(parser: argparse.ArgumentParser, instances_help: str) -> None:
-    """`--image` and one of `--masks` / `--instances` / `--boxes`, shared by the scene commands."""
-    parser.add_argument("--image", required=True, type=Path, help="the scene (PNG/JPEG/TIFF, any bit depth)")
+def add_region_arguments(parser: argparse.ArgumentParser, instances_help: str, image_required: bool = True) -> None:
+    """`--image` and one of `--masks` / `--instances` / `--boxes`, shared by the scene commands.
+
+    Args:
+        parser: The command's parser.
+        instances_help: The help text of `--instances`.
+        image_required: False when the command has another way to name its scenes (`rsvlm describe --images`).
+    """
+    parser.add_argument("--image", required=image_required, type=Path, help="the scene (PNG/JPEG/TIFF, any bit depth)")
     regions = parser.add_mutually_exclusive_group(required=True)
     regions.add_argument("--masks", type=Path, help="instance-id PNG: 0 background, k = region k")
     regions.add_argument("--instances", type=Path, help=instances_help)

@@ -15,6 +15,7 @@ from rsvlm_zoo.data.readers import read_annotations
 from rsvlm_zoo.data.readers._common import known_size
 from rsvlm_zoo.data.schema import DataFormatError, Region, Sample
 from rsvlm_zoo.data.validation import validate_region
+from rsvlm_zoo.progress import progress
 
 # Problem kinds in table order; the value says whether the kind fails the check (True) or only warns.
 PROBLEMS = {
@@ -234,7 +235,7 @@ def check_dataset(
         for reason in read_report.reasons:
             report.add("bad records (skipped)", reason)
     image_sizes: dict[str, tuple[int, int] | None] = {}
-    for sample in samples:
+    for sample in progress(samples, desc=f"check {Path(str(annotation)).name}", unit="sample"):
         report.splits[sample.split if sample.split is not None else "-"] += 1
         report.regions += len(sample.regions)
         report.categories.update(r.category for r in sample.regions if r.category is not None)
@@ -298,7 +299,7 @@ def check_shards(folder: str | Path) -> CheckReport:
             for k in range(n):
                 report.add(PACK_SKIPS[kind], reasons[k] if k < len(reasons) else "(more in pack.json)")
     images: set[str] = set()
-    for i in range(len(source)):
+    for i in progress(range(len(source)), desc=f"check {Path(str(folder)).name}", unit="sample"):
         provenance, sample, _ = source.record(i)
         images.add(provenance.get("image", ""))
         report.splits[sample.split if sample.split is not None else "-"] += 1
