@@ -143,7 +143,7 @@ def data_main(argv: list[str] | None = None) -> int:
     pack.add_argument("--image-policy", choices=("squash", "tile"), default="squash", help="resize or tile scenes")
     pack.add_argument("--tile-overlap", type=int, default=0, help="tile overlap in pixels (tile)")
     pack.add_argument("--tile-min-visible", type=float, default=0.5, help="fraction keeping a cut region (tile)")
-    pack.add_argument("--workers", type=int, default=1, help="packing processes (default 1)")
+    pack.add_argument("--workers", type=int, default=None, help="packing processes (default: the CPUs; same shards)")
     pack.add_argument("--part-size", type=int, default=20000, help="samples per resumable part (default 20000)")
     pack.add_argument("--force", action="store_true", help="replace a finished or interrupted pack in --out")
     pack.add_argument("--option", action="append", type=_option, default=[], help="reader option key=value")

@@ -104,30 +104,53 @@ def test_check_reads_a_shard_folder_with_the_counts_of_its_annotation(isaid, isa
 
 
 def test_an_interrupted_pack_continues_from_its_done_parts(isaid, tmp_path, monkeypatch):
-    import litdata
+    from rsvlm_zoo.data.packing import writer
 
-    real, calls = litdata.optimize, []
+    real, calls = writer.write_part, []
 
-    def failing(*args, **kwargs):
-        calls.append(kwargs["output_dir"])
+    def failing(entries, part_dir, *args, **kwargs):
+        calls.append(part_dir)
         if len(calls) == 2:
             raise KeyboardInterrupt("killed during the second part")
-        return real(*args, **kwargs)
+        return real(entries, part_dir, *args, **kwargs)
 
-    monkeypatch.setattr(litdata, "optimize", failing)
+    monkeypatch.setattr(writer, "write_part", failing)
     out = tmp_path / "shards"
     with pytest.raises(KeyboardInterrupt):
         pack("coco", isaid, out, input_size=SIZE, part_size=1)
     assert (out / ".parts" / "part-00000" / "done.json").is_file()
     with pytest.raises(ValueError, match="other settings"):
         pack("coco", isaid, out, input_size=64, part_size=1)
-    report = pack("coco", isaid, out, input_size=SIZE, part_size=1)
+    report = pack("coco", isaid, out, input_size=SIZE, part_size=1, workers=1)  # another worker count may continue
     assert report.parts == (1, 1) and report.samples == 2
     assert len(calls) == 3, "the rerun packs only the unfinished part"
     ids = sorted(StreamingSource(out)[i].sample_id for i in range(2))
     assert ids == sorted(s.sample_id for s in AnnotationSource("coco", str(isaid)).samples)
     with pytest.raises(ValueError, match="already holds a finished pack"):
         pack("coco", isaid, out, input_size=SIZE, part_size=1)
+
+
+def test_the_shards_and_skip_report_do_not_depend_on_the_number_of_workers(isaid, tmp_path):
+    reports = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        reports[workers] = pack("coco", isaid, out, input_size=SIZE, image_policy="tile", workers=workers, part_size=1)
+    one, two = tmp_path / "w1", tmp_path / "w2"
+    assert reports[1].skipped["dropped tiles"] > 0, "the tiles of these scenes include dropped ones"
+    assert (reports[1].samples, reports[1].skipped, reports[1].reasons) == (
+        reports[2].samples,
+        reports[2].skipped,
+        reports[2].reasons,
+    )
+    names = sorted(p.name for p in one.glob("*.bin"))
+    assert names == sorted(p.name for p in two.glob("*.bin")) and names
+    for name in names:
+        assert (one / name).read_bytes() == (two / name).read_bytes(), name
+    index = [json.loads((d / "index.json").read_text()) for d in (one, two)]
+    assert index[0]["chunks"] == index[1]["chunks"] and index[0]["config"] == index[1]["config"]
+    manifests = [json.loads((d / "pack.json").read_text()) for d in (one, two)]
+    assert manifests[0].pop("workers") == 1 and manifests[1].pop("workers") == 2
+    assert manifests[0] == manifests[1]
 
 
 @pytest.fixture(scope="module")

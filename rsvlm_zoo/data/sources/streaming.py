@@ -63,7 +63,7 @@ class StreamingSource(SampleSource):
         max_cache_size: str = "25GB",
         storage_options: dict[str, Any] | None = None,
     ) -> None:
-        from rsvlm_zoo.data.pack import require_litdata
+        from rsvlm_zoo.data.packing.settings import require_litdata
 
         require_litdata()
         self.input_dir = str(input_dir)
@@ -125,7 +125,7 @@ class StreamingSource(SampleSource):
 
     def record(self, idx: int) -> tuple[dict[str, Any], Sample, bytes]:
         """(provenance, sample with an empty image, PNG bytes) of entry `idx`, without decoding the image."""
-        from rsvlm_zoo.data.pack import decode_record
+        from rsvlm_zoo.data.packing.items import decode_record
 
         item = self.dataset[int(idx)]
         provenance, sample = decode_record(item["record"])
