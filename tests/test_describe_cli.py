@@ -225,8 +225,8 @@ def test_batched_describe_answers_as_one_sequence_at_a_time_with_left_padding():
     torch.manual_seed(0)
     model = build_model("aquila_plus_tiny").eval()
     images, masks = two_scenes()
-    with recorded_generation_batches(model) as recorded:
-        batched = model.describe(images, masks, max_new_tokens=8)
+    with recorded_generation_batches(model) as recorded:  # the whole-prompt path: one left-padded batch
+        batched = model.describe(images, masks, max_new_tokens=8, reuse_prefix=False)
     (batch,) = recorded
     lengths = batch["attention_mask"].sum(1)
     assert lengths.min() < lengths.max()  # the batch is left-padded: the check means something

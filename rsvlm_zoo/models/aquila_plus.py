@@ -88,8 +88,7 @@ class AquilaPlus(RegionVLM):
             region_list_policy: Which regions a prompt lists (None: the model's `region_list_policy`).
             reuse_prefix: Share the common prompt prefix through the KV cache (greedy decoding only); False
                 writes every prompt out and generates them as one left-padded batch through `generate()`.
-                None: shared when an image gets more than `WHOLE_PROMPTS_UPTO` questions (small calls keep
-                the one `generate()` batch, which costs little there).
+                None: shared when an image gets two or more questions.
             **generate_kwargs: Passed to generation (e.g. `do_sample=True`, which takes the whole-prompt path).
 
         Returns:

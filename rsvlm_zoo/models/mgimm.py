@@ -68,7 +68,7 @@ class MGIMM(RegionVLM):
                 share (system text, global image tokens) through the LLM once, every question continuing from
                 its KV cache (greedy decoding only; `rsvlm_zoo.models.shared_prefix`). False: every prompt
                 written out, all generated as one left-padded batch (the same greedy answers). None: shared when
-                an image gets more than `WHOLE_PROMPTS_UPTO` questions.
+                an image gets two or more questions.
             **generate_kwargs: Passed to generation; greedy by default.
 
         Returns:

@@ -33,7 +33,6 @@ from rsvlm_zoo.data.schema import Region, Turn
 from rsvlm_zoo.tokens import IMAGE_TOKEN, OVERVIEW, region_list, region_name
 
 REGION_LIST_POLICIES = ("auto", "all", "chunks:K", "nearest:K", "asked")
-WHOLE_PROMPTS_UPTO = 4  # `reuse_prefix=None`: images with at most this many questions keep the whole prompts
 MASK_CHUNK = 64  # masks resized per step: bounds the float copy of full-size masks
 
 
@@ -65,8 +64,7 @@ def use_shared_prefix(reuse_prefix: bool | None, questions: Sequence[Question], 
     """Whether a `describe()` call takes the shared-prefix path.
 
     Only greedy decoding shares (other generation arguments take `generate()` on the whole prompts). None
-    shares when some image gets more than `WHOLE_PROMPTS_UPTO` questions: with fewer, the prompts repeat little
-    and one `generate()` batch of whole prompts costs about the same.
+    shares when some image gets two or more questions: a single question has nobody to share its prefix with.
     """
     if generate_kwargs and generate_kwargs != {"do_sample": False}:
         return False
@@ -75,7 +73,7 @@ def use_shared_prefix(reuse_prefix: bool | None, questions: Sequence[Question], 
     per_image: dict[int, int] = {}
     for q in questions:
         per_image[q.image] = per_image.get(q.image, 0) + 1
-    return max(per_image.values(), default=0) > WHOLE_PROMPTS_UPTO
+    return max(per_image.values(), default=0) > 1
 
 
 # ---------------------------------------------------------------------------------------------- policies
