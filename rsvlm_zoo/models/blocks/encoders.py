@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,61 @@ def _create(loading: bool, **kwargs: Any) -> nn.Module:
     return timm.create_model(pretrained=False, **kwargs)
 
 
-class ConvNeXtCLIPEncoder(VisionEncoder):
+class TimmLevelsEncoder(VisionEncoder):
+    """Base of the convolutional encoders: a timm `features_only` model returning four levels at strides 4 to 32.
+
+    Subclasses keep their own arguments (recipes and checkpoints record them) and build through
+    `_build_levels`, which reads the defaults, the weights and the levels the same way for every family.
+    """
+
+    def _build_levels(
+        self,
+        model_name: str,
+        pretrained: bool,
+        weights: str | None,
+        input_size: tuple[int, int] | None,
+        image_level: int,
+        mean: tuple[float, float, float] | None,
+        std: tuple[float, float, float] | None,
+        out_indices: tuple[int, ...],
+        load: Callable[[nn.Module, EncoderWeights, str], Any],
+    ) -> None:
+        """Build the timm model for `out_indices` and fill the level attributes of `VisionEncoder`.
+
+        Args:
+            model_name: timm architecture name.
+            pretrained: Read the local cache when `weights` is None.
+            weights: Local weight file or directory, always loaded when given.
+            input_size: (height, width), multiples of 32 (None: the pretrained configuration's).
+            image_level: Level whose cells become image tokens.
+            mean: Normalisation mean (None: the pretrained configuration's).
+            std: Normalisation std (None: the pretrained configuration's).
+            out_indices: The timm feature indices of the stride 4/8/16/32 levels.
+            load: Copies a weight file's tensors into the model, refusing a file of another layout.
+
+        Raises:
+            ValueError: an input size that is not a multiple of 32.
+        """
+        input_size, mean, std, _ = _with_defaults(model_name, input_size, mean, std)
+        if input_size[0] % 32 or input_size[1] % 32:
+            raise ValueError(f"{type(self).__name__} input_size must be multiples of 32, got {tuple(input_size)}")
+        source = _read_weights(model_name, pretrained, weights)
+        self.model = _create(source is not None, model_name=model_name, features_only=True, out_indices=out_indices)
+        if source is not None:
+            load(self.model, source, f"{type(self).__name__}({model_name})")
+        self.weights_loaded = source is not None
+        self.channels = list(self.model.feature_info.channels())
+        self.reductions = list(self.model.feature_info.reduction())
+        self.image_level = image_level
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.mean, self.std = tuple(mean), tuple(std)
+
+    def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
+        """Return the four maps at strides 4, 8, 16 and 32."""
+        return list(self.model(pixel_values))
+
+
+class ConvNeXtCLIPEncoder(TimmLevelsEncoder):
     """A timm ConvNeXt (e.g. OpenCLIP's ConvNeXt-L) returning its four stages at strides 4/8/16/32.
 
     Args:
@@ -106,26 +161,12 @@ class ConvNeXtCLIPEncoder(VisionEncoder):
         std: tuple[float, float, float] | None = None,
     ) -> None:
         super().__init__()
-        input_size, mean, std, _ = _with_defaults(model_name, input_size, mean, std)
-        if input_size[0] % 32 or input_size[1] % 32:
-            raise ValueError(f"ConvNeXt input_size must be multiples of 32, got {tuple(input_size)}")
-        source = _read_weights(model_name, pretrained, weights)
-        self.model = _create(source is not None, model_name=model_name, features_only=True, out_indices=(0, 1, 2, 3))
-        if source is not None:
-            load_convnext_weights(self.model, source, f"ConvNeXtCLIPEncoder({model_name})")
-        self.weights_loaded = source is not None
-        self.channels = list(self.model.feature_info.channels())
-        self.reductions = list(self.model.feature_info.reduction())
-        self.image_level = image_level
-        self.input_size = (int(input_size[0]), int(input_size[1]))
-        self.mean, self.std = tuple(mean), tuple(std)
-
-    def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
-        """Return the four stage maps."""
-        return list(self.model(pixel_values))
+        self._build_levels(
+            model_name, pretrained, weights, input_size, image_level, mean, std, (0, 1, 2, 3), load_convnext_weights
+        )
 
 
-class EfficientNetLiteEncoder(VisionEncoder):
+class EfficientNetLiteEncoder(TimmLevelsEncoder):
     """An ImageNet EfficientNet-Lite returning its stride 4/8/16/32 levels: a small real frozen encoder.
 
     The default, timm's `tf_efficientnet_lite0`, is the architecture the published Lite0 weights were trained in
@@ -155,25 +196,11 @@ class EfficientNetLiteEncoder(VisionEncoder):
         std: tuple[float, float, float] | None = None,
     ) -> None:
         super().__init__()
-        input_size, mean, std, _ = _with_defaults(model_name, input_size, mean, std)
-        if input_size[0] % 32 or input_size[1] % 32:
-            raise ValueError(f"EfficientNet input_size must be multiples of 32, got {tuple(input_size)}")
         if pretrained and weights is None and model_name == "tf_efficientnet_lite0":
             weights = str(efficientnet_lite0_wheel_file())
-        source = _read_weights(model_name, pretrained, weights)
-        self.model = _create(source is not None, model_name=model_name, features_only=True, out_indices=(1, 2, 3, 4))
-        if source is not None:
-            load_efficientnet_weights(self.model, source, f"EfficientNetLiteEncoder({model_name})")
-        self.weights_loaded = source is not None
-        self.channels = list(self.model.feature_info.channels())
-        self.reductions = list(self.model.feature_info.reduction())
-        self.image_level = image_level
-        self.input_size = (int(input_size[0]), int(input_size[1]))
-        self.mean, self.std = tuple(mean), tuple(std)
-
-    def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
-        """Return the four maps at strides 4, 8, 16 and 32."""
-        return list(self.model(pixel_values))
+        self._build_levels(
+            model_name, pretrained, weights, input_size, image_level, mean, std, (1, 2, 3, 4), load_efficientnet_weights
+        )
 
 
 def _with_defaults(
