@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
 
+from rsvlm_zoo.data.processor import RegionProcessor
 from rsvlm_zoo.data.schema import Region, Sample, Turn
 from rsvlm_zoo.models.base import RegionVLM
 from rsvlm_zoo.models.blocks.box_extractor import BoxRegionEncoder
@@ -14,11 +17,77 @@ from rsvlm_zoo.models.blocks.llms import HFCausalLM
 from rsvlm_zoo.models.builder import build_member
 from rsvlm_zoo.models.describe import ImageLike, answer_samples, check_box, group_by_image, to_rgb_array
 from rsvlm_zoo.models.lora import LoraSettings
-from rsvlm_zoo.models.shared_prefix import Question, answer_questions, use_shared_prefix
+from rsvlm_zoo.models.shared_prefix import Question, answer_questions, context_limit, prompt_ids, use_shared_prefix
 from rsvlm_zoo.registry import register_model
 from rsvlm_zoo.tokens import MGIMM_ATTRIBUTE_PROMPT as ATTRIBUTE_PROMPT
 from rsvlm_zoo.tokens import MGIMM_DESCRIPTION_PROMPT as DESCRIPTION_PROMPT
 from rsvlm_zoo.weights.pretrained import llm_block
+
+log = logging.getLogger(__name__)
+DESCRIPTION_BOXES = ("auto", "all", "largest:K")
+
+
+def parse_description_boxes(policy: str) -> int | None:
+    """`"largest:40"` -> 40; `"all"` and `"auto"` -> None (no fixed count).
+
+    Raises:
+        ValueError: naming the accepted forms.
+    """
+    kind, _, number = str(policy).partition(":")
+    if kind in ("auto", "all") and not number:
+        return None
+    if kind == "largest" and number.isdigit() and int(number) > 0:
+        return int(number)
+    raise ValueError(f"description_boxes must be one of {', '.join(DESCRIPTION_BOXES)} (K > 0), got {policy!r}")
+
+
+def description_box_indices(
+    policy: str, boxes: list[Region], prompt_length: Callable[[int], int], budget: int | None, where: str
+) -> list[int]:
+    """The boxes (indices, in the given order) one description prompt carries under `policy`.
+
+    Args:
+        policy: `auto`, `all` or `largest:K` (see `MGIMM`).
+        boxes: The image's boxes.
+        prompt_length: Tokens of the whole prompt carrying the first N boxes, as a function of N.
+        budget: Most prompt tokens allowed (context minus the answer length); None: unlimited.
+        where: The image, for messages.
+
+    Raises:
+        ValueError: an `all` or `largest:K` prompt that exceeds `budget`, naming the setting.
+    """
+    n = len(boxes)
+    areas = [(b[2] - b[0]) * (b[3] - b[1]) for b in (r.to_box() for r in boxes)]
+    by_size = sorted(range(n), key=lambda k: -areas[k])  # stable: equal areas keep their order
+
+    def fits(count: int) -> bool:
+        return budget is None or prompt_length(count) <= budget
+
+    count = parse_description_boxes(policy)
+    if policy == "all" or count is not None:
+        count = n if count is None else min(count, n)
+        if not fits(count):
+            raise ValueError(
+                f"{where}: description_boxes={policy!r}: {count} boxes need more than the {budget} prompt tokens "
+                "the context leaves; use 'auto' (the largest boxes that fit) or a smaller 'largest:K'"
+            )
+    elif fits(n):
+        count = n
+    else:
+        lo, hi = 0, n  # the most boxes that fit (the prompt grows with each box)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
+        count = lo
+        log.warning(
+            "%s: %d boxes outgrow the %d-token context; the description uses the %d largest "
+            "(description_boxes='auto'; 'largest:K' chooses the count)",
+            where,
+            n,
+            budget,
+            count,
+        )
+    return sorted(by_size[:count])
 
 
 class MGIMM(RegionVLM):
@@ -29,6 +98,12 @@ class MGIMM(RegionVLM):
 
     Args:
         zero_region_tokens: Ablation: replace every region token by zeros (the global-only model).
+        description_boxes: Which boxes `describe(task="description")` puts in the one prompt of an image. MGIMM
+            describes an image from all its boxes (2 tokens each after the global tokens), and hundreds of boxes
+            outgrow the LLM's context (`max_position_embeddings`). "all": every box, as MGIMM; a prompt that
+            does not fit the context (less the answer length) is refused with an error. "largest:K": the K
+            largest boxes. "auto" (default): every box when they fit, else the largest that fit, with a warning
+            naming how many were left out. The attribute task asks about one box per prompt and needs no policy.
         **kwargs: As `RegionVLM`.
     """
 
@@ -36,9 +111,13 @@ class MGIMM(RegionVLM):
     project_regions: ClassVar[bool] = True
     TEMPLATE: ClassVar[str] = "llava_v1"  # LLaVA's conv_llava_v1, the template MGIMM's code prompts with
 
-    def __init__(self, *args: Any, zero_region_tokens: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, zero_region_tokens: bool = False, description_boxes: str = "auto", **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
+        parse_description_boxes(description_boxes)
         self.zero_region_tokens = zero_region_tokens
+        self.description_boxes = description_boxes
 
     def region_tokens(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         """Region tokens, or zeros of the same shape for the global-only ablation."""
@@ -54,6 +133,7 @@ class MGIMM(RegionVLM):
         max_new_tokens: int | None = None,
         task: str = "description",
         reuse_prefix: bool | None = None,
+        description_boxes: str | None = None,
         **generate_kwargs: Any,
     ) -> list[str] | list[list[str]]:
         """Describe images from their global and box-region tokens, all in one generation batch.
@@ -69,6 +149,7 @@ class MGIMM(RegionVLM):
                 its KV cache (greedy decoding only; `rsvlm_zoo.models.shared_prefix`). False: every prompt
                 written out, all generated as one left-padded batch (the same greedy answers). None: shared when
                 an image gets two or more questions.
+            description_boxes: Which boxes a description prompt carries (None: the model's `description_boxes`).
             **generate_kwargs: Passed to generation; greedy by default.
 
         Returns:
@@ -82,35 +163,41 @@ class MGIMM(RegionVLM):
         prompt = prompt or (DESCRIPTION_PROMPT if task == "description" else ATTRIBUTE_PROMPT)
         if "<image>" not in prompt:
             raise ValueError("prompt must contain <image>")
+        policy = description_boxes or self.description_boxes
+        parse_description_boxes(policy)
+        processor = RegionProcessor(self.input_spec(), max_length=1 << 30)
+        limit = context_limit(self)
+        budget = None if limit is None else limit - (max_new_tokens or self.hparams.max_new_tokens)
+
+        def prompt_length(count: int) -> int:
+            return len(prompt_ids(processor, [Question(0, prompt, list(range(count)))])[0])
+
         arrays = [to_rgb_array(im) for im in images]
         boxes_per_image, questions = [], []
         for i, (img, boxes) in enumerate(zip(arrays, regions, strict=True)):
             h, w = img.shape[:2]
             regs = [Region(box=check_box(b, w, h, f"image {i}, box {k}")) for k, b in enumerate(boxes)]
             boxes_per_image.append(regs)
-            refs = [list(range(len(regs)))] if task == "description" else [[k] for k in range(len(regs))]
+            if task == "description":
+                refs = [description_box_indices(policy, regs, prompt_length, budget, f"image {i}")]
+            else:
+                refs = [[k] for k in range(len(regs))]
             questions += [Question(i, prompt, r) for r in refs]
+        owners = [q.image for q in questions]
         if use_shared_prefix(reuse_prefix, questions, generate_kwargs):
             answers = answer_questions(self, arrays, boxes_per_image, questions, max_new_tokens)
-            owners = [q.image for q in questions]
             return answers if task == "description" else group_by_image(answers, owners, len(images))
-        samples, owners = [], []
-        for i, (img, boxes) in enumerate(zip(arrays, regions, strict=True)):
-            h, w = img.shape[:2]
-            regs = [Region(box=check_box(b, w, h, f"image {i}, box {k}")) for k, b in enumerate(boxes)]
-            groups = [regs] if task == "description" else [[r] for r in regs]
-            for group in groups:
-                samples.append(
-                    Sample(
-                        image=img,
-                        width=w,
-                        height=h,
-                        regions=group,
-                        sample_id=str(i),
-                        conversation=[Turn("human", prompt)],
-                    )
-                )
-                owners.append(i)
+        samples = [
+            Sample(
+                image=arrays[q.image],
+                width=arrays[q.image].shape[1],
+                height=arrays[q.image].shape[0],
+                regions=[boxes_per_image[q.image][k] for k in q.refs],
+                sample_id=str(q.image),
+                conversation=[Turn("human", prompt)],
+            )
+            for q in questions
+        ]
         answers = answer_samples(self, samples, arrays, owners, max_new_tokens, **generate_kwargs)
         return answers if task == "description" else group_by_image(answers, owners, len(images))
 
