@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rsvlm_zoo.caption_formats import in_split, is_karpathy, karpathy_captions, karpathy_image_id
+
 ID_KEYS = ("image_id", "imgid", "filename", "file_name", "id")
 CAPTION_KEYS = ("caption", "prediction", "answer")
 
@@ -65,13 +67,15 @@ def load_references(path: str | Path, split: str = "test") -> References:
             grouped.setdefault(ann["image_id"], []).append(ann["caption"])
         for image_id, captions in grouped.items():
             refs.add(image_id, names.get(image_id), captions)
-    elif isinstance(data, dict) and isinstance(data.get("images"), list) and _is_karpathy(data["images"]):
+    elif is_karpathy(data):
         refs.kind = "karpathy"
-        for img in data["images"]:
-            if split != "all" and img.get("split") != split:
+        for i, img in enumerate(data["images"]):
+            if not isinstance(img, dict) or not in_split(img, split):
                 continue
-            captions = [s["raw"] if "raw" in s else " ".join(s["tokens"]) for s in img["sentences"]]
-            refs.add(img.get("imgid", img.get("id")), img.get("filename"), captions)
+            try:
+                refs.add(karpathy_image_id(img), img.get("filename"), karpathy_captions(img))
+            except (KeyError, ValueError) as exc:
+                raise CaptionDataError(f"{path}: images[{i}]: {exc}") from exc
         if not refs.captions:
             splits = sorted({str(img.get("split")) for img in data["images"]})
             raise CaptionDataError(f"{path}: no image in split {split!r}; splits present: {', '.join(splits)}")
@@ -80,10 +84,6 @@ def load_references(path: str | Path, split: str = "test") -> References:
             f"{path}: not a COCO caption file (`annotations`) nor a Karpathy file (`images[].sentences`)"
         )
     return refs
-
-
-def _is_karpathy(images: list[Any]) -> bool:
-    return bool(images) and all(isinstance(img, dict) and "sentences" in img for img in images[:10])
 
 
 def load_predictions(path: str | Path) -> list[tuple[int, Any, str]]:

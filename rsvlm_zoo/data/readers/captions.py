@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from rsvlm_zoo.caption_formats import in_split, karpathy_captions, karpathy_image_id
 from rsvlm_zoo.data.readers._common import RecordErrors, check_split, expect, load_json, make_sample, resolve_image
 from rsvlm_zoo.data.schema import DataFormatError, Sample
 
@@ -52,19 +53,13 @@ def read_karpathy(
     for i, rec in enumerate(data["images"]):
         with errors.record(f"images[{i}]" + (f" imgid={rec.get('imgid')}" if isinstance(rec, dict) else "")):
             expect(rec, dict, "the record")
-            if split is not None and rec.get("split") != split:
+            if not in_split(rec, split):
                 continue
             name = expect(rec["filename"], str, "filename")
             if rec.get("filepath"):
                 name = f"{rec['filepath']}/{name}"
-            sentences = expect(rec["sentences"], list, "sentences")
-            captions = [
-                expect(expect(s, dict, f"sentences[{k}]")["raw"], str, f"sentences[{k}].raw")
-                for k, s in enumerate(sentences)
-            ]
-            if not captions:
-                raise DataFormatError("the image has no sentences; add captions or remove it")
-            sid = str(rec.get("imgid", name))
+            captions = karpathy_captions(rec)
+            sid = karpathy_image_id(rec) if rec.get("imgid", rec.get("id")) is not None else name
             if sid in seen:
                 raise DataFormatError(f"imgid {sid} repeats images[{seen[sid]}]; image ids must be unique")
             seen[sid] = i
