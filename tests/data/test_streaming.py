@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -153,6 +154,22 @@ def test_the_shards_and_skip_report_do_not_depend_on_the_number_of_workers(isaid
     assert manifests[0] == manifests[1]
 
 
+def _die(batch, settings):
+    """A packing worker killed mid-part (stands in for the kernel's out-of-memory killer)."""
+    os._exit(9)
+
+
+def test_a_dead_packing_worker_stops_the_pack_naming_the_part_and_the_fix(isaid, tmp_path, monkeypatch):
+    from rsvlm_zoo.data.packing import writer
+
+    monkeypatch.setattr(writer, "_pack_batch", _die)
+    with pytest.raises(RuntimeError, match=r"packing worker died while packing .*part-00000.*fewer --workers"):
+        pack("coco", isaid, tmp_path / "shards", input_size=SIZE, workers=2)
+    monkeypatch.undo()
+    report = pack("coco", isaid, tmp_path / "shards", input_size=SIZE, workers=2)
+    assert report.samples == 2 and report.parts == (1, 0), "the same command continues the pack"
+
+
 @pytest.fixture(scope="module")
 def synthetic_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("synthetic") / "shards"
@@ -247,6 +264,16 @@ def test_region_datamodule_orders_a_streaming_source_by_its_sampler_with_disjoin
     whole = list(_streaming_loader(source, 0, 1).sampler)
     runs = [c for k, c in enumerate(chunk_of[whole]) if k == 0 or c != chunk_of[whole[k - 1]]]
     assert len(runs) == len(set(runs)) == len(source.chunk_sizes())
+
+
+def test_lightning_keeps_the_streaming_sampler_under_ddp(synthetic_pack):
+    import lightning as L
+    from lightning.pytorch.trainer.states import RunningStage
+
+    trainer = L.Trainer(accelerator="cpu", strategy="ddp", devices=2, logger=False, enable_progress_bar=False)
+    loader = _streaming_loader(StreamingSource(synthetic_pack), rank=1, world=2)
+    prepared = trainer._data_connector._prepare_dataloader(loader, shuffle=True, mode=RunningStage.TRAINING)
+    assert prepared.sampler is loader.sampler, "not wrapped in Lightning's distributed sampler (which pads shares)"
 
 
 def test_region_datamodule_resumes_a_streaming_rank_share_mid_epoch(synthetic_pack):

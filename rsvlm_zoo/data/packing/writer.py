@@ -1,8 +1,10 @@
 """Writing packed parts: a pool of worker processes, one resumable shard folder per part, the final merge.
 
-Each part's samples go to `pack_entry` in `workers` processes (one `multiprocessing` pool for the whole pack,
-started when the first part needs packing), and this process writes the items it gets back, in sample order,
-with LitData's `BinaryWriter` to `<out>/.parts/part-NNNNN/`. The shards therefore do not depend on the number
+Each part's samples go to `pack_entry` in `workers` processes (one process pool for the whole pack, started
+when the first part needs packing; a few batches per worker in flight, so a part's samples are freed as they are
+packed), and this process writes the items it gets back, in sample order, with LitData's `BinaryWriter` to
+`<out>/.parts/part-NNNNN/`. A worker that dies (e.g. killed for memory) stops the pack with an error that names
+the part; done parts are kept. The shards therefore do not depend on the number
 of workers: the same items in the same chunks, and the same skip report. A part is marked done (`done.json`,
 with its item count and skips) once its index is written. An interrupted pack continues when the same command
 is run again: done parts are kept, an unfinished part is removed and packed again, and the settings must be the
@@ -12,20 +14,22 @@ same (`plan.json`; the number of workers may change). When every part is done, t
 
 from __future__ import annotations
 
-import functools
+import itertools
 import json
 import logging
 import multiprocessing
 import os
 import shutil
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rsvlm_zoo.data.packing.entry import pack_entry
+from rsvlm_zoo.data.packing.entry import Item, Skip, pack_entry
 from rsvlm_zoo.data.packing.parts import Entry
 from rsvlm_zoo.data.packing.settings import MANIFEST, PNG_LEVEL, READER_SKIPS, PackSettings, Skips
 
@@ -95,35 +99,71 @@ def _open_parts(out: Path, plan: dict[str, Any], force: bool) -> Path:
 
 
 def write_part(
-    entries: list[Entry], part_dir: Path, settings: PackSettings, chunk_bytes: str, pool: Any = None, workers: int = 1
+    entries: list[Entry],
+    part_dir: Path,
+    settings: PackSettings,
+    chunk_bytes: str,
+    executor: ProcessPoolExecutor | None = None,
+    workers: int = 1,
 ) -> Skips:
     """Pack `entries` into the shard folder `part_dir`, items in sample order; the skips met.
 
-    `entries` is emptied as its samples are handed to `pack_entry`, so each can be freed once packed.
+    `executor` holds `workers` processes that run `pack_entry`; None runs it in this process. `entries` is
+    emptied as its samples are handed out, so each can be freed once packed.
 
-    `pool` holds `workers` processes that run `pack_entry`; None runs it in this process.
+    Raises:
+        RuntimeError: a worker process died (e.g. killed for memory), naming the part and what to change.
     """
     from litdata.streaming.writer import BinaryWriter
 
     part_dir.mkdir(parents=True)
     writer = BinaryWriter(str(part_dir), chunk_bytes=chunk_bytes)
     skips, index = Skips(), 0
-    task = functools.partial(pack_entry, settings=settings)
-    chunksize = max(1, min(16, len(entries) // (4 * workers)))
-    if pool is None:
-        results: Iterator[Any] = map(task, _drain(entries))
-    else:
-        results = pool.imap(task, _drain(entries), chunksize=chunksize)
-    for items, found in results:
-        for item in items:
-            writer.add_item(index, item)
-            index += 1
-        for kind, message in found:
-            skips.add(kind, message)
+    try:
+        for items, found in _packed(entries, settings, executor, workers):
+            for item in items:
+                writer.add_item(index, item)
+                index += 1
+            for kind, message in found:
+                skips.add(kind, message)
+    except BrokenProcessPool as err:
+        raise RuntimeError(
+            f"a packing worker died while packing {part_dir} ({err}); it may have run out of memory: run the same "
+            "command again with fewer --workers or a smaller --part-size (done parts are kept)"
+        ) from err
     if index:
         writer.done()
         writer.merge(1)
     return skips
+
+
+def _pack_batch(batch: list[Entry], settings: PackSettings) -> list[tuple[list[Item], list[Skip]]]:
+    """`pack_entry` of each entry of `batch` (one task of a worker)."""
+    return [pack_entry(entry, settings) for entry in batch]
+
+
+def _packed(
+    entries: list[Entry], settings: PackSettings, executor: ProcessPoolExecutor | None, workers: int
+) -> Iterator[tuple[list[Item], list[Skip]]]:
+    """`pack_entry` of each entry, in order; with `executor`, a few batches per worker in flight at a time."""
+    source = _drain(entries)
+    if executor is None:
+        yield from (pack_entry(entry, settings) for entry in source)
+        return
+    size = max(1, min(16, len(entries) // (4 * workers)))
+    pending: deque[Future] = deque()
+
+    def submit() -> None:
+        batch = list(itertools.islice(source, size))
+        if batch:
+            pending.append(executor.submit(_pack_batch, batch, settings))
+
+    for _ in range(2 * workers):
+        submit()
+    while pending:
+        results = pending.popleft().result()
+        submit()
+        yield from results
 
 
 def _drain(entries: list[Entry]) -> Iterator[Entry]:
@@ -154,7 +194,7 @@ def pack_parts(
     """Pack each part not yet done, then merge the parts (see the module docstring)."""
     parts_root = _open_parts(out, plan, force)
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    pool = None
+    executor: ProcessPoolExecutor | None = None
     packed = kept = scenes = 0
     try:
         for k, entries in enumerate(parts):
@@ -166,17 +206,16 @@ def pack_parts(
                 continue
             if part_dir.exists():
                 shutil.rmtree(part_dir)
-            if pool is None and workers > 1 and len(entries) > 1:
-                pool = multiprocessing.get_context(method).Pool(workers)
+            if executor is None and workers > 1 and len(entries) > 1:
+                executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
             n = len(entries)
-            skips = write_part(entries, part_dir, settings, chunk_bytes, pool, workers)  # empties `entries`
+            skips = write_part(entries, part_dir, settings, chunk_bytes, executor, workers)  # empties `entries`
             done.write_text(json.dumps({"items": _part_items(part_dir), "scenes": n, **skips.as_json()}))
             packed += 1
             log.info("part %d: %d samples", k, n)
     finally:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
     report = _finish(out, plan, reader_skips, scenes)
     report.parts, report.seconds = (packed, kept), time.perf_counter() - started
     shutil.rmtree(parts_root)
