@@ -2,6 +2,7 @@
 
     python benchmarks/data.py [--data ../shared/data] [--batch 8] [--batches 4] [--policies squash tile]
                               [--no-packed] [--pack-scenes 64] [--stream-batches 32]
+                              [--pack-workers N] [--pack-only]
 
 Source: the iSAID sample scenes (`regions/isaid`, COCO instances with uncompressed RLE) read by
 `AnnotationSource("coco")`, with category questions built on the fly (`InstructionSource`, one question per
@@ -16,8 +17,9 @@ Packed rows (needs LitData; `--no-packed` leaves them out): the same scenes pack
 `rsvlm_zoo.data.pack.pack` at the model's input (PNG, squash: whole scene at 128 px; tile: 128 px tiles) and
 read by `StreamingSource` through the same instruction, mixing and loader path, timed the same way (`packed`)
 and over `--stream-batches` batches (start-up spread over more samples). Packing speed: a COCO file naming the
-two scenes `--pack-scenes` times in all, packed with 2 workers (LitData import excluded, process start-up and
-the final merge included).
+two scenes `--pack-scenes` times in all, packed with 1 worker and with `--pack-workers` (default: the CPUs;
+LitData import excluded, pool start-up and the final merge included). The shards are the same for any number of
+workers.
 """
 
 from __future__ import annotations
@@ -67,8 +69,22 @@ def step_rate(model: Any, batch: dict[str, Any], repeats: int) -> float:
     return best
 
 
-def packing_rate(isaid: Path, root: Path, scenes: int, size: int, policy: str) -> tuple[float, int]:
-    """(scenes/s, items written) packing a COCO file that names the sample scenes `scenes` times, 2 workers."""
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and of its finished child processes (the packing workers)."""
+    import resource
+
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
+def packing_rate(
+    isaid: Path, root: Path, scenes: int, size: int, policy: str, workers: int | None = 2
+) -> tuple[float, int, float]:
+    """(scenes/s, items written, CPU ms per scene) packing a COCO file naming the sample scenes `scenes` times.
+
+    The CPU time (all processes) does not depend on how busy the machine is: with N idle cores, packing runs at
+    about N * 1000 / (CPU ms per scene) scenes/s at best.
+    """
     import json
 
     from rsvlm_zoo.data.pack import pack
@@ -84,10 +100,26 @@ def packing_rate(isaid: Path, root: Path, scenes: int, size: int, policy: str) -
                 annotations.append({**ann, "image_id": k + 1, "id": len(annotations) + 1})
     repeated = root / f"repeated-{scenes}.json"
     repeated.write_text(json.dumps({**data, "images": images, "annotations": annotations}))
-    t0 = time.perf_counter()
-    out, images_dir = root / f"repeated-{policy}", isaid.parent / "images"
-    report = pack("coco", repeated, out, images=images_dir, input_size=size, image_policy=policy, workers=2)
-    return scenes / (time.perf_counter() - t0), report.samples
+    t0, cpu0 = time.perf_counter(), cpu_seconds()
+    out, images_dir = root / f"repeated-{policy}-{workers}", isaid.parent / "images"
+    report = pack(
+        "coco", repeated, out, images=images_dir, input_size=size, image_policy=policy, workers=workers, force=True
+    )
+    cpu = (cpu_seconds() - cpu0) * 1e3 / scenes
+    return scenes / (time.perf_counter() - t0), report.samples, cpu
+
+
+def packing_rows(args: argparse.Namespace, isaid: Path, size: int, root: Path) -> None:
+    """Packing speed per policy with 1 worker and with `--pack-workers` (default: the CPUs)."""
+    from rsvlm_zoo.data.packing.settings import default_workers
+
+    for policy in args.policies:
+        if policy == "pad":
+            continue
+        for workers in (1, args.pack_workers or default_workers()):
+            rate, items, cpu = packing_rate(isaid, root, args.pack_scenes, size, policy, workers)
+            name = f"pack {policy}, {workers} workers ({args.pack_scenes} scenes)"
+            print(f"{name:<40}{rate:>10.1f}   scenes/s, {items} items written, {cpu:.0f} CPU ms/scene")
 
 
 def packed_rows(args: argparse.Namespace, model: Any, isaid: Path, options: dict[str, Any]) -> None:
@@ -100,7 +132,7 @@ def packed_rows(args: argparse.Namespace, model: Any, isaid: Path, options: dict
     size = model.encoder.input_size[0]
     with tempfile.TemporaryDirectory(prefix="rsvlm-bench-") as tmp:
         root = Path(tmp)
-        for policy in args.policies:
+        for policy in [] if args.pack_only else args.policies:
             if policy == "pad":
                 continue
             out = root / f"isaid-{policy}"
@@ -112,12 +144,7 @@ def packed_rows(args: argparse.Namespace, model: Any, isaid: Path, options: dict
                     rate, first, n, dropped = loader_rate(model, source, policy, args.batch, workers)
                     name = f"{label} {policy}, {workers} workers"
                     print(f"{name:<40}{rate:>10.1f}{first:>15.2f}{n:>9}{dropped:>15}")
-        for policy in args.policies:
-            if policy == "pad":
-                continue
-            rate, items = packing_rate(isaid, root, args.pack_scenes, size, policy)
-            name = f"pack {policy}, 2 workers ({args.pack_scenes} scenes)"
-            print(f"{name:<40}{rate:>10.1f}   scenes/s, {items} items written")
+        packing_rows(args, isaid, size, root)
 
 
 def main() -> None:
@@ -131,6 +158,8 @@ def main() -> None:
     parser.add_argument("--policies", nargs="+", default=["squash", "tile"], choices=["squash", "pad", "tile"])
     parser.add_argument("--no-packed", action="store_true", help="leave out the packed-shard rows")
     parser.add_argument("--pack-scenes", type=int, default=64, help="scenes in the packing-speed run")
+    parser.add_argument("--pack-workers", type=int, default=None, help="workers of the second packing row (CPUs)")
+    parser.add_argument("--pack-only", action="store_true", help="only the packing-speed rows")
     parser.add_argument("--stream-batches", type=int, default=32, help="batches of the longer packed pass")
     args = parser.parse_args()
     isaid = args.data / "regions" / "isaid" / "instances.json"
@@ -148,6 +177,11 @@ def main() -> None:
     print(f"iSAID sample scenes ({sizes} px, {n_masks} instance masks), {args.regions} category questions/sample")
     print(f"aquila_plus_tiny input {model.encoder.input_size[0]} px, batch {args.batch}, {args.threads} torch threads")
     print(f"{'':<40}{'samples/s':>10}{'first batch s':>15}{'samples':>9}{'dropped tiles':>15}")
+    if args.pack_only:
+        import litdata  # noqa: F401 - imported here so its start-up is not timed in the packing rows
+
+        packed_rows(args, model, isaid, options)
+        return
     step_batch = None
     for policy in args.policies:
         for workers in (0, 2):
