@@ -86,7 +86,7 @@ def test_eval_non_utf8_input_names_the_file_and_the_byte(captions, capsys, which
     ("content", "message"),
     [
         ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
-        (json.dumps({"images": [{"imgid": 1, "split": "test", "sentences": [1, 2]}]}), "not a usable references"),
+        (json.dumps({"images": [{"imgid": 1, "split": "test", "sentences": [1, 2]}]}), "sentences[0] has no raw"),
         (json.dumps({"annotations": [{"image_id": 1, "caption": "x"}], "images": 5}), "not a usable references"),
     ],
 )
