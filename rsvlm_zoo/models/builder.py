@@ -49,7 +49,7 @@ def build_member(
         overrides: `build_model`'s keyword arguments.
     """
     args = merge_overrides(defaults, _meaningful(model_cls, overrides))
-    enc = encoder_cls(pretrained=pretrained, **args.pop("encoder"))
+    enc = encoder_cls(**{"pretrained": pretrained, **args.pop("encoder")})  # a variant may fix its encoder's
     lm = HFCausalLM(**{"pretrained": pretrained, **args.pop("llm")})
     ext = extractor(enc, lm, args.pop("extractor", {}))
     proj = MLPProjector(enc.image_dim, lm.hidden_size, **args.pop("projector", {}))

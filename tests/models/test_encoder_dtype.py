@@ -70,4 +70,5 @@ def test_compiled_encoder_gives_the_same_maps_and_keeps_parameter_names():
     pixels = train_batch(plain, n=2)["pixel_values"]
     with torch.no_grad():
         for got, want in zip(compiled.encode(pixels), plain.encode(pixels), strict=True):
-            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+            # float32 summation order differs once compiled: within 1e-5 of the map's scale
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5 * float(want.abs().max()))
