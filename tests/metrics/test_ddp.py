@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import pickle
 import random
-import socket
-import time
-from datetime import timedelta
-from pathlib import Path
 
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from rsvlm_zoo.metrics import BLEU, CaptionMetrics, CIDEr, SemanticIoU
 from rsvlm_zoo.metrics.suite import tokenize_corpus
+from tests.metrics.gloo import gloo_group, rank_results, save_rank_results, start_ranks
 
-WORLD_SIZE = 2
 SPLIT = 23  # rank 0 holds samples [0, 23), rank 1 the other 57: uneven shards
 
 
@@ -52,14 +45,7 @@ def _results(metrics: dict) -> dict[str, float]:
 
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
-    dist.init_process_group(
-        "gloo",
-        init_method=f"tcp://127.0.0.1:{port}",
-        rank=rank,
-        world_size=WORLD_SIZE,
-        timeout=timedelta(seconds=90),
-    )
-    try:
+    with gloo_group(rank, port):
         preds, refs = _corpus()
         lo, hi = (0, SPLIT) if rank == 0 else (SPLIT, len(preds))
         metrics = _metrics()
@@ -74,33 +60,17 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
             hyps, refs_tok = tokenize_corpus(preds, refs, "ptb")
             results["single_process_meteor"] = metrics["suite"]._meteor.corpus_score(hyps, refs_tok)
         metrics["suite"].close()
-        Path(out_dir, f"rank{rank}.pkl").write_bytes(pickle.dumps(results))
-    finally:
-        dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        save_rank_results(out_dir, rank, results)
 
 
 def test_two_gloo_processes_with_uneven_shards_match_single_process(tmp_path):
-    context = mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD_SIZE, join=False)
+    context = start_ranks(_worker, tmp_path)
     preds, refs = _corpus()  # the single-process numbers, computed while the workers run
     metrics = _metrics(meteor=False)
     for metric in metrics.values():
         metric.update(preds, refs)
     expected = _results(metrics)
-    deadline = time.monotonic() + 240
-    while not context.join(timeout=1):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.terminate()
-            raise AssertionError("DDP workers did not finish in time")
-
-    rank0 = pickle.loads((tmp_path / "rank0.pkl").read_bytes())
-    rank1 = pickle.loads((tmp_path / "rank1.pkl").read_bytes())
+    rank0, rank1 = rank_results(context, tmp_path)
     expected["suite/METEOR"] = rank0["single_process_meteor"]
     for key, value in expected.items():
         assert rank0[key] == value, (key, rank0[key], value)

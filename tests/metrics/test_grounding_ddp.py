@@ -3,19 +3,11 @@ process's, exactly."""
 
 from __future__ import annotations
 
-import pickle
-import socket
-import time
-from datetime import timedelta
-from pathlib import Path
-
 import numpy as np
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from rsvlm_zoo.metrics import GroundingAccuracy
+from tests.metrics.gloo import gloo_group, rank_results, save_rank_results, start_ranks
 
-WORLD_SIZE = 2
 SPLIT = 37  # rank 0 holds pairs [0, 37), rank 1 the other 63: uneven shards
 
 
@@ -38,10 +30,7 @@ def _scores(metric: GroundingAccuracy) -> dict[str, float]:
 
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE, timeout=timedelta(seconds=90)
-    )
-    try:
+    with gloo_group(rank, port):
         preds, target = _pairs()
         lo, hi = (0, SPLIT) if rank == 0 else (SPLIT, len(preds))
         metric = GroundingAccuracy()
@@ -50,31 +39,18 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
             metric.update(preds[start:stop], target[start:stop])
         results = _scores(metric)
         results["local_pairs_after_compute"] = sum(len(t) for t in metric.ious)
-        Path(out_dir, f"rank{rank}.pkl").write_bytes(pickle.dumps(results))
-    finally:
-        dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        save_rank_results(out_dir, rank, results)
 
 
 def test_two_gloo_processes_score_rotated_boxes_as_one(tmp_path):
-    context = mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD_SIZE, join=False)
+    context = start_ranks(_worker, tmp_path)
     preds, target = _pairs()
     single = GroundingAccuracy()
     single.update(preds, target)  # one batch, one process
     expected = _scores(single)
-    deadline = time.monotonic() + 240
-    while not context.join(timeout=1):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.terminate()
-            raise AssertionError("DDP workers did not finish in time")
+    ranks = rank_results(context, tmp_path)
     assert 0 < expected["miou"] < 1 and expected["unparsed"] == 10
     for rank, local in ((0, SPLIT), (1, len(preds) - SPLIT)):
-        got = pickle.loads((tmp_path / f"rank{rank}.pkl").read_bytes())
+        got = ranks[rank]
         assert got.pop("local_pairs_after_compute") == local  # states are back to the local shard
         assert got == expected, (rank, got, expected)
