@@ -325,6 +325,42 @@ def _cache_keyword(lm: Any) -> str:
     return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
+def _preallocate(cache: Any, capacity: int) -> None:
+    """Let every layer of `cache` grow inside one buffer of `capacity` positions instead of re-concatenating.
+
+    A dynamic cache copies all its keys and values at every step (`torch.cat`); with hundreds of questions sharing a
+    long prefix that copying is most of decoding. The keys and values keep their values and shapes (views of the
+    buffer), so attention computes exactly what it computed before.
+    """
+    from transformers.cache_utils import DynamicLayer
+
+    class BufferedLayer(DynamicLayer):
+        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+            if not self.is_initialized or not hasattr(self, "buffers"):
+                return super().update(key_states, value_states, *args, **kwargs)
+            start, stop = self.keys.shape[-2], self.keys.shape[-2] + key_states.shape[-2]
+            if stop > self.buffers[0].shape[-2]:  # past the planned capacity: grow as a dynamic cache does
+                del self.buffers
+                return super().update(key_states, value_states, *args, **kwargs)
+            for buffer, new in zip(self.buffers, (key_states, value_states), strict=True):
+                buffer[..., start:stop, :] = new
+            self.keys, self.values = self.buffers[0][..., :stop, :], self.buffers[1][..., :stop, :]
+            return self.keys, self.values
+
+    for layer in getattr(cache, "layers", []):
+        if type(layer) is not DynamicLayer or not layer.is_initialized or layer.keys.numel() == 0:
+            continue
+        layer.__class__ = BufferedLayer
+        buffers = []
+        for held in (layer.keys, layer.values):
+            buffer = held.new_empty((*held.shape[:-2], capacity, held.shape[-1]))
+            buffer[..., : held.shape[-2], :] = held
+            buffers.append(buffer)
+        held_length = layer.keys.shape[-2]
+        layer.buffers = buffers
+        layer.keys, layer.values = buffers[0][..., :held_length, :], buffers[1][..., :held_length, :]
+
+
 @torch.no_grad()
 def greedy_from_prefix(
     model: Any,
@@ -362,6 +398,7 @@ def greedy_from_prefix(
             **{keyword: cache},
         )
         cache.batch_repeat_interleave(batch)
+    _preallocate(cache, length + suffix.shape[1] + max_new_tokens)
     attention = torch.cat([torch.ones(batch, length, dtype=torch.long, device=device), suffix_mask], dim=1)
     positions = (length + suffix_mask.cumsum(1) - 1).clamp(min=0)
     embeds = suffix
