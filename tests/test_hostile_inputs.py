@@ -203,6 +203,8 @@ def test_symlinked_images_folder_and_links_inside_it_are_fine(tmp_path):
         ([[-1e9, 1.0, 5.0, 1.0, 5.0, 9.0]], "far outside"),
         ({"size": [48, 64], "counts": [-5, 3077]}, "negative run length"),
         ({"size": [48, 64], "counts": [1.5, 3070.5]}, "must be integers"),
+        ({"size": [48, 64], "counts": [True, 3071]}, "must be integers"),
+        ({"size": [48, 64], "counts": [2**70, 3072]}, "longer than any image|sum to"),
         ({"size": [48, 64], "counts": [10, 20]}, "sum to 30, not h\\*w = 3072"),
         ({"size": [48, 64], "counts": "\x7f\x7f garbage"}, "outside COCO's alphabet"),
         ({"size": [48, 64], "counts": "PP"}, "ends inside a number"),

@@ -42,7 +42,7 @@ from pycocotools import mask as mask_utils
 from rsvlm_zoo.data.geometry import rasterise_polygons
 from rsvlm_zoo.data.images import ImageWindow, pixel_limit_problem
 from rsvlm_zoo.data.schema import DataFormatError, Region, Sample
-from rsvlm_zoo.data.validation import validate_region
+from rsvlm_zoo.data.validation import decode_counts, validate_region
 from rsvlm_zoo.tokens import MASK_TOKEN
 
 Window = tuple[int, int, int, int]
@@ -238,24 +238,7 @@ def rle_counts(rle: dict) -> np.ndarray:
     counts = rle["counts"]
     if isinstance(counts, list):
         return np.asarray(counts, dtype=np.int64)
-    data = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
-    out: list[int] = []
-    p = 0
-    while p < len(data):
-        value, shift, more = 0, 0, True
-        while more:
-            if p == len(data):
-                raise DataFormatError("RLE counts string ends inside a number; the RLE is truncated")
-            c = data[p] - 48
-            value |= (c & 0x1F) << shift
-            more = bool(c & 0x20)
-            p, shift = p + 1, shift + 5
-            if not more and c & 0x10:
-                value |= -1 << shift
-        if len(out) > 2:
-            value += out[-2]
-        out.append(value)
-    return np.asarray(out, dtype=np.int64)
+    return decode_counts(counts)
 
 
 def rle_patch(rle: dict, height: int, width: int) -> MaskPatch:

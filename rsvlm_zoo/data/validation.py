@@ -107,6 +107,20 @@ def _int_like(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
+def _int_runs(counts: list[Any] | tuple[Any, ...]) -> np.ndarray | None:
+    """`counts` as int64 when every entry is a plain Python int that fits, else None (the checked slow path).
+
+    The type test runs at C speed (`map(type, ...)`), so a scene's RLE costs microseconds instead of a Python
+    loop per run; anything else (numpy integers, floats, bools, huge ints) takes the path that names the bad entry.
+    """
+    if not set(map(type, counts)) <= {int}:
+        return None
+    try:
+        return np.fromiter(counts, dtype=np.int64, count=len(counts))
+    except OverflowError:
+        return None
+
+
 def rle_runs(rle: Any, height: int | None, width: int | None, what: str = "RLE") -> np.ndarray:
     """The run lengths of a validated COCO RLE (see the module docstring for the rules).
 
@@ -124,14 +138,20 @@ def rle_runs(rle: Any, height: int | None, width: int | None, what: str = "RLE")
             f"{what} size [{h}, {w}] differs from the image size [{height}, {width}] (h, w); fix either"
         )
     if isinstance(counts, (list, tuple)):
-        if not all(_int_like(c) for c in counts):
-            bad = next(c for c in counts if not _int_like(c))
-            raise DataFormatError(f"{what} counts must be integers, found {bad!r}")
-        if any(c < 0 for c in counts):
+        runs = _int_runs(counts)
+        if runs is None:
+            bad = next((c for c in counts if not _int_like(c)), None)
+            if bad is not None:
+                raise DataFormatError(f"{what} counts must be integers, found {bad!r}")
+            if any(c > h * w for c in counts):
+                raise DataFormatError(f"{what} counts hold a run longer than any image; the RLE is corrupt")
+            runs = np.asarray(counts, dtype=np.int64)
+        if runs.size and int(runs.min()) < 0:
             raise DataFormatError(f"{what} counts hold a negative run length; the RLE is corrupt")
-        runs = np.asarray(counts, dtype=np.int64)
+        if runs.size and int(runs.max()) > h * w:
+            raise DataFormatError(f"{what} counts hold a run longer than any image; the RLE is corrupt")
     elif isinstance(counts, (str, bytes)):
-        runs = _decode_counts(counts, what)
+        runs = decode_counts(counts, what)
     else:
         raise DataFormatError(f"{what} 'counts' must be a list of integers or a compressed string")
     total = int(runs.sum()) if runs.size else 0
@@ -140,35 +160,48 @@ def rle_runs(rle: Any, height: int | None, width: int | None, what: str = "RLE")
     return runs
 
 
-def _decode_counts(counts: str | bytes, what: str) -> np.ndarray:
-    """COCO's compressed RLE string to run lengths (LEB128-like groups of 5 bits, deltas after the second run)."""
+def decode_counts(counts: str | bytes, what: str = "RLE") -> np.ndarray:
+    """COCO's compressed RLE string to run lengths, as pycocotools' `rleFrString` reads it, vectorised.
+
+    Each run is a group of 6-bit characters (offset 48) holding 5 bits each, least significant first, with bit
+    0x20 saying another character follows and bit 0x10 of the last one the sign; from the fourth run on, each
+    run is stored as its difference to the run two before it.
+
+    Raises:
+        DataFormatError: a character outside the alphabet, a string that ends inside a run, a run wider than
+            60 bits, or a negative run length.
+    """
     try:
         data = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
     except UnicodeEncodeError as err:
         raise DataFormatError(f"{what} counts string holds non-ASCII characters; the RLE is corrupt") from err
-    out: list[int] = []
-    p, n = 0, len(data)
-    while p < n:
-        value, shift, more = 0, 0, True
-        while more:
-            if p == n:
-                raise DataFormatError(f"{what} counts string ends inside a number; the RLE is truncated")
-            c = data[p] - 48
-            if not 0 <= c < 64:
-                raise DataFormatError(f"{what} counts string holds byte {data[p]!r}, outside COCO's alphabet")
-            value |= (c & 0x1F) << shift
-            more = bool(c & 0x20)
-            p, shift = p + 1, shift + 5
-            if shift > 60:
-                raise DataFormatError(f"{what} counts string holds a run longer than any image; the RLE is corrupt")
-            if not more and c & 0x10:
-                value |= -1 << shift
-        if len(out) > 2:
-            value += out[-2]
-        if value < 0:
-            raise DataFormatError(f"{what} counts decode to a negative run length; the RLE is corrupt")
-        out.append(value)
-    return np.asarray(out, dtype=np.int64)
+    if not data:
+        return np.zeros(0, dtype=np.int64)
+    chars = np.frombuffer(data, dtype=np.uint8).astype(np.int64) - 48
+    outside = (chars < 0) | (chars >= 64)
+    if outside.any():
+        bad = data[int(np.argmax(outside))]
+        raise DataFormatError(f"{what} counts string holds byte {bytes([bad])!r}, outside COCO's alphabet")
+    more = (chars & 0x20) != 0
+    if more[-1]:
+        raise DataFormatError(f"{what} counts string ends inside a number; the RLE is truncated")
+    last = np.flatnonzero(~more)
+    first = np.concatenate(([0], last[:-1] + 1))
+    lengths = last - first + 1
+    if int(lengths.max()) > 12:
+        raise DataFormatError(f"{what} counts string holds a run longer than any image; the RLE is corrupt")
+    position = np.arange(len(chars)) - np.repeat(first, lengths)
+    values = np.add.reduceat((chars & 0x1F) << (5 * position), first)
+    negative = (chars[last] & 0x10) != 0
+    values[negative] -= np.left_shift(1, 5 * lengths[negative])
+    if len(values) and int(np.abs(values).max()) >= (1 << 62) // len(values):
+        raise DataFormatError(f"{what} counts string holds a run longer than any image; the RLE is corrupt")
+    runs = values.copy()
+    runs[1::2] = np.cumsum(values[1::2])
+    runs[2::2] = np.cumsum(values[2::2])
+    if (runs < 0).any():
+        raise DataFormatError(f"{what} counts decode to a negative run length; the RLE is corrupt")
+    return runs
 
 
 def validate_mask(mask: Any, width: int | None, height: int | None, what: str = "mask") -> None:
