@@ -84,8 +84,22 @@ def test_widths_are_written_once_and_follow_a_command_line_override():
 
 def test_every_recipe_resolves_its_interpolations():
     for name in list_recipes():
+        if name.startswith("strategies/"):
+            continue  # fragments, read after a recipe (next test)
         printed = _printed_config(name)
         assert "${" not in printed, name
+
+
+def test_the_deepspeed_fragment_adds_zero2_to_a_full_size_recipe():
+    import yaml
+
+    assert "strategies/deepspeed_zero2" in list_recipes()
+    for recipe in ("mgimm", "aquila_plus"):
+        trainer = yaml.safe_load(_printed_config(recipe, "-c", "strategies/deepspeed_zero2"))["trainer"]
+        strategy = trainer["strategy"]
+        assert strategy["class_path"] == "lightning.pytorch.strategies.DeepSpeedStrategy"
+        assert strategy["init_args"]["stage"] == 2 and trainer["precision"] == "bf16-mixed"
+        assert trainer["accelerator"] == "gpu"  # the recipe's own settings stay
 
 
 def test_an_extractor_built_for_other_encoder_levels_is_refused_when_the_model_is_built():
