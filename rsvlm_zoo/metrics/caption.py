@@ -97,9 +97,10 @@ class CIDEr(_CocoCaptionMetric):
 class _MeteorMixin:
     """Owns one METEOR JVM, kept between epochs while its paraphrase table covers the corpus.
 
-    With the corpus-cut paraphrase table (the default) the JVM starts at `compute()`, when the corpus
-    is known, in well under a second; with `paraphrase="full"` and `prewarm` it starts at the first
-    update, so its ~6 s table load overlaps the epoch.
+    With `prewarm` the JVM starts at the first update, so its start-up overlaps the epoch: with the
+    corpus-cut paraphrase table (the default) it then waits on a pipe for the table, which `compute()` cuts
+    once the corpus is known (without named pipes, e.g. on Windows, it starts at `compute()`); with
+    `paraphrase="full"` it loads METEOR's whole table (~6 s) meanwhile.
     """
 
     _meteor: MeteorScorer | None
@@ -125,8 +126,7 @@ class METEOR(_MeteorMixin, _CocoCaptionMetric):
 
     Args:
         tokenizer: "ptb" or "none".
-        prewarm: with `paraphrase="full"`, start the JVM at the first `update()` so its start-up
-            overlaps the epoch.
+        prewarm: start the JVM at the first `update()` so its start-up overlaps the epoch.
         max_heap: the JVM's -Xmx.
         paraphrase: "corpus" (METEOR loads only the paraphrase entries the corpus can match: same
             score, seconds faster) or "full" (its whole table, as pycocoevalcap).
@@ -194,7 +194,7 @@ class CaptionMetrics(_MeteorMixin, _CocoCaptionMetric):
         spice: whether to compute SPICE (needs Java and the CoreNLP 3.6.0 jars, see `SPICE`).
         corenlp_dir: folder of the CoreNLP jars for SPICE.
         tokenizer: "ptb" (coco-caption, needs Java) or "none" (already tokenised).
-        prewarm: with `meteor_paraphrase="full"`, start the METEOR JVM at the first `update()`.
+        prewarm: start the METEOR JVM at the first `update()`.
         meteor_paraphrase: METEOR's paraphrase table, "corpus" (cut to the corpus, same scores) or "full".
     """
 

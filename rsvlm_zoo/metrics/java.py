@@ -126,8 +126,8 @@ class JvmProcess:
         except (OSError, ValueError):
             return ""
 
-    def close(self) -> None:
-        """Close stdin, wait briefly for the JVM to exit, then kill it; idempotent."""
+    def close(self, wait: float = 2.0) -> None:
+        """Close stdin, wait up to `wait` seconds for the JVM to exit, then kill it; idempotent."""
         proc, self._proc = self._proc, None
         if proc is not None:
             try:
@@ -136,7 +136,7 @@ class JvmProcess:
             except OSError:
                 pass
             try:
-                proc.wait(timeout=2)
+                proc.wait(timeout=wait)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()

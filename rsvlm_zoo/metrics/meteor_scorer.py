@@ -13,36 +13,21 @@ can never be chosen), and segments whose `SCORE` lines are then equal are scored
 line reused. Both leave every segment's statistics unchanged; `dedupe=False` sends every line as
 pycocoevalcap does.
 
-By default the JVM loads only the paraphrase entries the corpus can match (see
-`rsvlm_zoo.metrics.paraphrase`), which turns METEOR's ~6 s table load into a fraction of a second; a
-later corpus whose words the loaded table covers reuses the running JVM.
+The JVM and its paraphrase table (by default cut to the corpus, fed through a pipe to a JVM started
+early) are managed by `rsvlm_zoo.metrics.meteor_process.MeteorProcess`.
 """
 
 from __future__ import annotations
 
-import logging
-import shutil
-import tempfile
 import threading
 from collections.abc import Sequence
-from itertools import chain
-from pathlib import Path
 
-from rsvlm_zoo.metrics.java import METEOR_CUT_TABLE_JVM_ARGS, METEOR_JVM_ARGS, JvmProcess, pycocoevalcap_dir
-from rsvlm_zoo.metrics.paraphrase import candidate_words, write_corpus_table
+from rsvlm_zoo.metrics.java import JvmProcess
+from rsvlm_zoo.metrics.meteor_process import MeteorProcess
 
-log = logging.getLogger(__name__)
-
-METEOR_JAR = "meteor-1.5.jar"
-PARAPHRASE_MODES = ("corpus", "full")
 STATS_LENGTH = 23  # 4 lengths, 4 stages x 4 match counts, chunks, 2 word-match counts
 _CHUNKS = 20
 _EXACT = 2.0**53
-
-
-def meteor_jar() -> str:
-    """Path of the METEOR 1.5 jar shipped with pycocoevalcap."""
-    return str(pycocoevalcap_dir() / "meteor" / METEOR_JAR)
 
 
 def _one_line(text: str) -> str:
@@ -102,88 +87,39 @@ class MeteorScorer:
         paraphrase: str = "corpus",
         dedupe: bool = True,
     ) -> None:
-        if paraphrase not in PARAPHRASE_MODES:
-            raise ValueError(f"paraphrase must be one of {PARAPHRASE_MODES}, got {paraphrase!r}")
-        self.paraphrase = paraphrase
         self.dedupe = dedupe
-        self._heap = f"-Xmx{max_heap}"
-        self._jvm_args = None if jvm_args is None else tuple(jvm_args)
-        self._table_words: set[str] | None = None  # words the loaded cut table covers; None: full table
-        self._loaded_full = paraphrase == "full"  # whether the JVM (when running) has the full table
-        self._table_dir: str | None = None
-        self._tables = 0
-        self._switch = threading.RLock()
-        self._jvm = self._new_jvm(None)
+        self._process = MeteorProcess(max_heap=max_heap, jvm_args=jvm_args, paraphrase=paraphrase)
 
-    def __getstate__(self) -> dict[str, object]:
-        return {"heap": self._heap, "jvm_args": self._jvm_args, "paraphrase": self.paraphrase, "dedupe": self.dedupe}
+    @property
+    def paraphrase(self) -> str:
+        """The paraphrase table the JVM loads: "corpus" or "full"."""
+        return self._process.paraphrase
 
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.paraphrase = state["paraphrase"]  # type: ignore[assignment]
-        self.dedupe = bool(state.get("dedupe", True))
-        self._heap = str(state["heap"])
-        self._jvm_args = state["jvm_args"]  # type: ignore[assignment]
-        self._table_words, self._table_dir, self._tables = None, None, 0
-        self._loaded_full = self.paraphrase == "full"
-        self._switch = threading.RLock()
-        self._jvm = self._new_jvm(None)
+    @property
+    def _jvm(self) -> JvmProcess:
+        """The current METEOR JVM (replaced when a corpus needs a new table)."""
+        return self._process.jvm
 
-    def _new_jvm(self, table: Path | None) -> JvmProcess:
-        jvm_args = self._jvm_args
-        if jvm_args is None:
-            jvm_args = METEOR_JVM_ARGS if table is None else METEOR_CUT_TABLE_JVM_ARGS
-        args = [self._heap, *jvm_args, "-jar", meteor_jar(), "-", "-", "-stdio", "-l", "en", "-norm"]
-        if table is not None:
-            args += ["-a", str(table)]
-        return JvmProcess(args, cwd=str(pycocoevalcap_dir() / "meteor"))
+    def prepare(self, hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> None:
+        """Load the paraphrase entries these tokenised sentences can match, before `corpus_score` needs them.
 
-    def _prepare(self, hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> None:
-        """In "corpus" mode, make sure the JVM's paraphrase table covers these sentences (restart if not)."""
-        if self.paraphrase != "corpus":
-            return
-        words = candidate_words(chain(hyps, chain.from_iterable(refs)))
-        with self._switch:
-            loaded = self._table_words
-            covered = self._loaded_full or (words is not None and loaded is not None and words <= loaded)
-            if self._jvm.running and covered:
-                return
-            self._jvm.close()
-            table = None
-            if words is not None:
-                words |= loaded or set()  # keep covering the earlier corpora: a later one may reuse the JVM
-                if self._table_dir is None:
-                    self._table_dir = tempfile.mkdtemp(prefix="rsvlm_meteor_")
-                self._tables += 1
-                table = Path(self._table_dir) / f"paraphrase-{self._tables}.gz"
-                try:
-                    write_corpus_table(words, table)
-                except (OSError, ValueError) as err:  # e.g. no writable cache folder: same scores, slower start
-                    log.warning("METEOR falls back to its full paraphrase table (%s: %s)", type(err).__name__, err)
-                    words, table = None, None
-            self._table_words = words
-            self._loaded_full = words is None
-            self._jvm = self._new_jvm(table)
-            self._jvm.start()
+        `corpus_score` does this itself; calling it first in the thread that should pay for the table cut
+        (e.g. before other metrics start in parallel) lets the JVM parse the table meanwhile.
+        """
+        self._process.cover(hyps, refs)
 
     def start(self) -> None:
-        """Start the JVM now without waiting for it (in "corpus" mode the table is only known at scoring)."""
-        if self.paraphrase == "full":
-            self._jvm.start()
+        """Start the JVM now without waiting for it (see `MeteorProcess.start`)."""
+        self._process.start()
 
     @property
     def running(self) -> bool:
         """Whether the JVM is alive."""
-        return self._jvm.running
+        return self._process.running
 
     def close(self) -> None:
         """Stop the JVM and remove its cut paraphrase tables."""
-        with self._switch:
-            self._jvm.close()
-            self._table_words = None
-            self._loaded_full = self.paraphrase == "full"
-            if self._table_dir is not None:
-                shutil.rmtree(self._table_dir, ignore_errors=True)
-                self._table_dir = None
+        self._process.close()
 
     def __del__(self) -> None:
         try:
@@ -254,8 +190,8 @@ class MeteorScorer:
         """
         if not hyps:
             return 0.0
-        with self._switch:  # the JVM may be replaced by `_prepare`: score on the one prepared
-            self._prepare(hyps, refs)
+        with self._process.lock:  # the JVM may be replaced by `cover`: score on the one that covers the corpus
+            self._process.cover(hyps, refs)
             return self._corpus_score(hyps, refs)
 
     def _corpus_score(self, hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> float:

@@ -232,6 +232,11 @@ class ParaphraseIndex:
 
     def write_table(self, entries: np.ndarray, path: Path) -> None:
         """Write `entries` as a METEOR paraphrase table (gzip; the probability line, unused by METEOR, is 1)."""
+        with gzip.open(path, "wb", compresslevel=1) as f:
+            f.write(self.table_text(entries))
+
+    def table_text(self, entries: np.ndarray) -> bytes:
+        """`entries` as the uncompressed text of a METEOR paraphrase table (UTF-8)."""
         text = ""
         if len(entries):
             lens = self.len1[entries].astype(np.int64) + self.len2[entries]
@@ -245,8 +250,7 @@ class ParaphraseIndex:
             pieces[0::2] = self._word_array[self.ids[pos]]
             pieces[1::2] = seps
             text = "1\n" + "".join(pieces.tolist())[: -len("1\n")]
-        with gzip.open(path, "wb", compresslevel=1) as f:
-            f.write(text.encode("utf-8"))
+        return text.encode("utf-8")
 
 
 _INDEX: ParaphraseIndex | None = None
@@ -280,3 +284,13 @@ def write_corpus_table(words: set[str], path: Path) -> int:
     entries = index.usable_entries(words)
     index.write_table(entries, path)
     return len(entries)
+
+
+def corpus_table_bytes(words: set[str]) -> bytes:
+    """The paraphrase table cut to `words` (as `write_corpus_table`) as stored gzip bytes, for a pipe.
+
+    Level 0 (stored blocks): METEOR always reads its table through a gzip stream, and compressing text
+    that goes through a pipe only costs time on both sides.
+    """
+    index = shared_index()
+    return gzip.compress(index.table_text(index.usable_entries(words)), compresslevel=0)

@@ -88,9 +88,12 @@ def score_captions(
     """
     if not preds:
         return {}
+    if meteor is not None:
+        meteor.start()  # the JVM boots while the corpus is tokenised
     hyps, refs = tokenize_corpus(preds, target, tokenizer)
     jobs: dict[str, _Background] = {}
     if meteor is not None:
+        meteor.prepare(hyps, refs)  # the table cut runs here; the JVM parses it while the other metrics run
         jobs["METEOR"] = _Background(lambda: meteor.corpus_score(hyps, refs), "meteor")
     if spice:
         jobs["SPICE"] = _Background(

@@ -158,3 +158,43 @@ def test_index_cache_is_keyed_by_content_so_copies_share_it(small_table, tmp_pat
         f.write("0.5\nplanes\naircraft\n")
     ParaphraseIndex.cached(copy)
     assert len(list((tmp_path / "cache").iterdir())) == 2
+
+
+def test_table_fed_through_a_pipe_to_an_early_jvm_scores_as_the_table_file(monkeypatch):
+    _java_or_skip()
+    import os
+
+    hyps, refs = rsicd_sets()
+    hyps, refs = hyps[:300], refs[:300]
+    with MeteorScorer() as piped:
+        piped.start()  # boots before the corpus is known
+        assert piped._process.waiting_for_table  # noqa: SLF001 - it waits for its table
+        table_dir = piped._process._table_dir  # noqa: SLF001
+        score, stats = piped.corpus_score(hyps, refs), piped.segment_stats(hyps, refs)
+    assert table_dir is not None and not os.path.exists(table_dir)  # pipes and folder removed at close
+    monkeypatch.delattr(os, "mkfifo")  # a system without named pipes: the table is written to a file
+    with MeteorScorer() as filed:
+        filed.start()
+        assert not filed.running  # nothing can start before the corpus is known
+        assert filed.corpus_score(hyps, refs) == score
+        assert filed.segment_stats(hyps, refs) == stats
+
+
+def test_a_jvm_still_waiting_for_its_table_is_stopped_at_close():
+    _java_or_skip()
+    scorer = MeteorScorer()
+    scorer.start()
+    proc = scorer._jvm._proc  # noqa: SLF001 - the process is what is checked
+    assert proc is not None and proc.poll() is None
+    scorer.close()
+    assert proc.poll() is not None
+    assert not scorer.running
+
+
+def test_a_jvm_that_cannot_start_is_an_error_not_a_hang():
+    _java_or_skip()
+    hyps, refs = SENTENCES
+    with MeteorScorer(jvm_args=["-XX:+NoSuchOptionOfThisJvm"]) as scorer:
+        scorer.start()
+        with pytest.raises(RuntimeError, match="METEOR JVM stopped"):
+            scorer.corpus_score(hyps, refs)
