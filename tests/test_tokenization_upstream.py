@@ -19,7 +19,7 @@ from rsvlm_zoo.data.schema import Region, Sample, Turn
 from rsvlm_zoo.data.templates import OSPREY_SYSTEM, VICUNA_SYSTEM
 from rsvlm_zoo.models.blocks.llms import HFCausalLM
 from rsvlm_zoo.tokens import IMAGE_TOKEN
-from rsvlm_zoo.weights.pretrained import MissingWeightsError
+from rsvlm_zoo.weights.files import MissingWeightsError
 
 spm = pytest.importorskip("sentencepiece")
 

@@ -15,15 +15,8 @@ from rsvlm_zoo.models.blocks.mask_extractor import MaskAwareExtractor
 from rsvlm_zoo.models.builder import build_member
 from rsvlm_zoo.models.describe import ImageLike, answer_samples, group_by_image, to_bool_mask, to_rgb_array
 from rsvlm_zoo.models.lora import LoraSettings
-from rsvlm_zoo.models.shared_prefix import (
-    Question,
-    answer_questions,
-    context_limit,
-    parse_region_list_policy,
-    prompt_ids,
-    region_list_questions,
-    use_shared_prefix,
-)
+from rsvlm_zoo.models.region_lists import parse_region_list_policy, region_list_questions
+from rsvlm_zoo.models.shared_prefix import Question, answer_questions, context_limit, prompt_ids, use_shared_prefix
 from rsvlm_zoo.registry import register_model
 from rsvlm_zoo.tokens import DEFAULT_REGION_PROMPT
 from rsvlm_zoo.weights.pretrained import LITE0_ENCODER, llm_block

@@ -19,8 +19,6 @@ equal the full-prompt path's (logits agree within float rounding).
 
 from __future__ import annotations
 
-import inspect
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,9 +28,9 @@ import torch
 
 from rsvlm_zoo.data.processor import RegionProcessor
 from rsvlm_zoo.data.schema import Region, Turn
-from rsvlm_zoo.tokens import IMAGE_TOKEN, OVERVIEW, region_list, region_name
+from rsvlm_zoo.models.prefix_decoding import greedy_from_prefix
+from rsvlm_zoo.tokens import IMAGE_TOKEN
 
-REGION_LIST_POLICIES = ("auto", "all", "chunks:K", "nearest:K", "asked")
 MASK_CHUNK = 64  # masks resized per step: bounds the float copy of full-size masks
 
 
@@ -60,6 +58,13 @@ class _Group:
     members: list[int] = field(default_factory=list)
 
 
+def context_limit(model: Any) -> int | None:
+    """Longest token sequence the model's LLM was built for (`max_position_embeddings`), if it states one."""
+    config = getattr(model.llm.model, "config", None)
+    limit = getattr(config, "max_position_embeddings", None)
+    return int(limit) if limit else None
+
+
 def use_shared_prefix(reuse_prefix: bool | None, questions: Sequence[Question], generate_kwargs: dict) -> bool:
     """Whether a `describe()` call takes the shared-prefix path.
 
@@ -74,117 +79,6 @@ def use_shared_prefix(reuse_prefix: bool | None, questions: Sequence[Question], 
     for q in questions:
         per_image[q.image] = per_image.get(q.image, 0) + 1
     return max(per_image.values(), default=0) > 1
-
-
-# ---------------------------------------------------------------------------------------------- policies
-def parse_region_list_policy(policy: str) -> tuple[str, int]:
-    """`"chunks:64"` -> ("chunks", 64); `"all"` -> ("all", 0).
-
-    Raises:
-        ValueError: naming the accepted forms.
-    """
-    kind, _, number = str(policy).partition(":")
-    if kind in ("auto", "all", "asked") and not number:
-        return kind, 0
-    if kind in ("chunks", "nearest") and number.isdigit() and int(number) > 0:
-        return kind, int(number)
-    raise ValueError(
-        f"region_list_policy must be one of {', '.join(REGION_LIST_POLICIES)} (K a positive integer), got {policy!r}"
-    )
-
-
-def context_limit(model: Any) -> int | None:
-    """Longest token sequence the model's LLM was built for (`max_position_embeddings`), if it states one."""
-    config = getattr(model.llm.model, "config", None)
-    limit = getattr(config, "max_position_embeddings", None)
-    return int(limit) if limit else None
-
-
-def osprey_question(prompt: str, listed: int, asked: int) -> str:
-    """Osprey's wording: the overview, the list of `listed` regions, then `prompt` about region `asked` (0-based)."""
-    return OVERVIEW + region_list(listed) + prompt.format(region=region_name(asked))
-
-
-def centroids(masks: Sequence[np.ndarray]) -> np.ndarray:
-    """(N, 2) mean (y, x) of every mask's pixels."""
-    out = np.zeros((len(masks), 2))
-    for i, m in enumerate(masks):
-        ys, xs = np.nonzero(m)
-        out[i] = ys.mean(), xs.mean()
-    return out
-
-
-def region_list_questions(
-    policy: str,
-    prompt: str,
-    masks: Sequence[np.ndarray],
-    image: int,
-    prompt_length: Any,
-    budget: int | None,
-) -> list[Question]:
-    """The Osprey-style questions about every region of one image under a region-list policy.
-
-    Args:
-        policy: `auto`, `all`, `chunks:K`, `nearest:K` or `asked` (see `AquilaPlus`).
-        prompt: Question with `{region}`.
-        masks: The image's region masks (for `nearest:K` distances).
-        image: Index of the image.
-        prompt_length: `prompt_length(text, num_regions)` -> tokens of one whole prompt.
-        budget: Most prompt tokens allowed (context minus the answer length); None: unlimited.
-
-    Raises:
-        ValueError: when a prompt of the chosen policy exceeds `budget`.
-    """
-    kind, k = parse_region_list_policy(policy)
-    n = len(masks)
-    if n == 0:
-        return []
-
-    def fits(listed: int) -> bool:
-        return budget is None or prompt_length(osprey_question(prompt, listed, listed - 1), listed + 1) <= budget
-
-    if kind == "auto":
-        if fits(n):
-            kind = "all"
-        else:
-            if not fits(1):
-                raise ValueError(f"a one-region prompt exceeds the context budget of {budget} tokens")
-            lo, hi = 1, n  # largest chunk that fits (prompt length grows with the listed count)
-            while lo < hi:
-                mid = (lo + hi + 1) // 2
-                lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
-            chunks = math.ceil(n / lo)
-            kind, k = "chunks", math.ceil(n / chunks)  # even chunks of at most `lo`
-    if kind == "all":
-        kind, k = "chunks", n
-    if kind == "chunks":
-        k = min(k, n)
-        if not fits(k):
-            raise ValueError(
-                f"region_list_policy={policy!r}: listing {k} regions needs more than the {budget} prompt tokens the "
-                "context leaves; use 'auto' (chunks that fit) or a smaller 'chunks:K'"
-            )
-        questions = []
-        for c, start in enumerate(range(0, n, k)):
-            listed = list(range(start, min(n, start + k)))
-            for pos, region in enumerate(listed):
-                text = osprey_question(prompt, len(listed), pos)
-                questions.append(Question(image, text, [*listed, region], group=c))
-        return questions
-    if kind == "asked":
-        kind, k = "nearest", 1
-    k = min(k, n)
-    if not fits(k):
-        raise ValueError(f"region_list_policy={policy!r}: listing {k} regions exceeds the {budget}-token budget")
-    centres = centroids(masks)
-    questions = []
-    for region in range(n):
-        dist = ((centres - centres[region]) ** 2).sum(1)
-        dist[region] = -1.0  # the asked region is always listed
-        listed = sorted(np.argsort(dist, kind="stable")[:k].tolist())
-        text = osprey_question(prompt, len(listed), listed.index(region))
-        questions.append(Question(image, text, [*listed, region]))
-    return questions
 
 
 # ---------------------------------------------------------------------------------------------- tokens
@@ -316,116 +210,6 @@ def _splice(
     embeds = embeds.clone()
     embeds[visual] = bank[sources[visual]]
     return embeds, attention
-
-
-# ---------------------------------------------------------------------------------------------- decoding
-def _cache_keyword(lm: Any) -> str:
-    """The forward argument that takes the KV cache: `cache` in newer transformers, `past_key_values` before."""
-    base = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
-    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
-
-
-def _preallocate(cache: Any, capacity: int) -> None:
-    """Let every layer of `cache` grow inside one buffer of `capacity` positions instead of re-concatenating.
-
-    A dynamic cache copies all its keys and values at every step (`torch.cat`); with hundreds of questions sharing a
-    long prefix that copying is most of decoding. The keys and values keep their values and shapes (views of the
-    buffer), so attention computes exactly what it computed before.
-    """
-    from transformers.cache_utils import DynamicLayer
-
-    class BufferedLayer(DynamicLayer):
-        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-            if not self.is_initialized or not hasattr(self, "buffers"):
-                return super().update(key_states, value_states, *args, **kwargs)
-            start, stop = self.keys.shape[-2], self.keys.shape[-2] + key_states.shape[-2]
-            if stop > self.buffers[0].shape[-2]:  # past the planned capacity: grow as a dynamic cache does
-                del self.buffers
-                return super().update(key_states, value_states, *args, **kwargs)
-            for buffer, new in zip(self.buffers, (key_states, value_states), strict=True):
-                buffer[..., start:stop, :] = new
-            self.keys, self.values = self.buffers[0][..., :stop, :], self.buffers[1][..., :stop, :]
-            return self.keys, self.values
-
-    for layer in getattr(cache, "layers", []):
-        if type(layer) is not DynamicLayer or not layer.is_initialized or layer.keys.numel() == 0:
-            continue
-        layer.__class__ = BufferedLayer
-        buffers = []
-        for held in (layer.keys, layer.values):
-            buffer = held.new_empty((*held.shape[:-2], capacity, held.shape[-1]))
-            buffer[..., : held.shape[-2], :] = held
-            buffers.append(buffer)
-        held_length = layer.keys.shape[-2]
-        layer.buffers = buffers
-        layer.keys, layer.values = buffers[0][..., :held_length, :], buffers[1][..., :held_length, :]
-
-
-@torch.no_grad()
-def greedy_from_prefix(
-    model: Any,
-    prefix: torch.Tensor | None,
-    suffix: torch.Tensor,
-    suffix_mask: torch.Tensor,
-    max_new_tokens: int,
-    scores: list[torch.Tensor] | None = None,
-) -> torch.Tensor:
-    """Greedy tokens (B, T) for B prompts that share `prefix` (1, P, D) and end in left-padded `suffix` (B, S, D).
-
-    The prefix runs once; its cache is repeated over the batch. Positions follow the unpadded prompt
-    (prefix 0..P-1, then each row's own tokens), padding is masked. As `generate`'s greedy search: stops when
-    every row has produced end-of-sequence, later tokens of a finished row are the pad token. When `scores` is
-    a list, each step's (B, vocab) logits are appended to it.
-    """
-    from transformers import DynamicCache
-
-    lm = model.llm.model
-    tok = model.llm.tokenizer
-    batch = suffix.shape[0]
-    device = suffix.device
-    cache = DynamicCache()
-    keyword = _cache_keyword(lm)
-    length = 0
-    if prefix is not None and prefix.shape[1]:
-        length = prefix.shape[1]
-        positions = torch.arange(length, device=device).unsqueeze(0)
-        lm(
-            inputs_embeds=prefix,
-            attention_mask=torch.ones(1, length, dtype=torch.long, device=device),
-            position_ids=positions,
-            use_cache=True,
-            logits_to_keep=1,
-            **{keyword: cache},
-        )
-        cache.batch_repeat_interleave(batch)
-    _preallocate(cache, length + suffix.shape[1] + max_new_tokens)
-    attention = torch.cat([torch.ones(batch, length, dtype=torch.long, device=device), suffix_mask], dim=1)
-    positions = (length + suffix_mask.cumsum(1) - 1).clamp(min=0)
-    embeds = suffix
-    eos = tok.eos_token_id
-    done = torch.zeros(batch, dtype=torch.bool, device=device)
-    out = []
-    for _ in range(max_new_tokens):
-        logits = lm(
-            inputs_embeds=embeds,
-            attention_mask=attention,
-            position_ids=positions,
-            use_cache=True,
-            logits_to_keep=1,
-            **{keyword: cache},
-        ).logits[:, -1]
-        if scores is not None:
-            scores.append(logits)
-        nxt = logits.argmax(-1)
-        nxt = torch.where(done, torch.full_like(nxt, tok.pad_token_id), nxt)
-        out.append(nxt)
-        done |= nxt == eos
-        if bool(done.all()):
-            break
-        embeds = model.llm.embed(nxt[:, None])
-        attention = torch.cat([attention, torch.ones(batch, 1, dtype=torch.long, device=device)], dim=1)
-        positions = positions[:, -1:] + 1
-    return torch.stack(out, 1) if out else torch.zeros(batch, 0, dtype=torch.long, device=device)
 
 
 @torch.no_grad()

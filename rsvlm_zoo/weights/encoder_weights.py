@@ -40,7 +40,7 @@ import torch
 from timm.layers import resample_abs_pos_embed
 from torch import nn
 
-from rsvlm_zoo.weights.pretrained import read_state_dict, resolve_weights_file
+from rsvlm_zoo.weights.files import read_state_dict, resolve_weights_file
 
 TIMM = "timm"
 OPEN_CLIP = "open_clip"

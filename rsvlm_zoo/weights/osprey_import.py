@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rsvlm_zoo.weights.pretrained import read_state_dict
+from rsvlm_zoo.weights.files import read_state_dict
 
 _LEVEL = {"res2": 0, "res3": 1, "res4": 2, "res5": 3}
 _POS_LAYER = {"0": 0, "1": 2, "2": 4}  # Osprey's MLP layers -> our Sequential indices (ReLUs in between)

@@ -16,7 +16,8 @@ from rsvlm_zoo import build_model
 from rsvlm_zoo.data.schema import Region
 from rsvlm_zoo.data.synthetic import generate_scene
 from rsvlm_zoo.models import aquila_plus, shared_prefix
-from rsvlm_zoo.models.shared_prefix import Question, parse_region_list_policy, prompt_ids, region_list_questions
+from rsvlm_zoo.models.region_lists import parse_region_list_policy, region_list_questions
+from rsvlm_zoo.models.shared_prefix import Question, prompt_ids
 from rsvlm_zoo.weights.model_config import model_config
 from tests.unbatched import recorded_generation_batches
 

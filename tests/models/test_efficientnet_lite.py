@@ -11,7 +11,7 @@ from PIL import Image
 
 from rsvlm_zoo.models.blocks import EfficientNetLiteEncoder
 from rsvlm_zoo.weights.encoder_weights import WeightsLayoutError, efficientnet_pytorch_to_timm
-from rsvlm_zoo.weights.pretrained import MissingWeightsError, efficientnet_lite0_wheel_file, read_state_dict
+from rsvlm_zoo.weights.files import MissingWeightsError, efficientnet_lite0_wheel_file, read_state_dict
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,8 @@ from safetensors.torch import load_file, save_file
 
 from rsvlm_zoo.models.blocks.encoders import ConvNeXtCLIPEncoder, ViTCLIPEncoder
 from rsvlm_zoo.weights.encoder_weights import WeightsLayoutError
-from rsvlm_zoo.weights.pretrained import PRETRAINED_CFGS, UnsafeWeightsError
+from rsvlm_zoo.weights.files import UnsafeWeightsError
+from rsvlm_zoo.weights.pretrained import PRETRAINED_CFGS
 
 CONVNEXT = "convnext_large_mlp.clip_laion2b_ft_soup_320"
 VIT = "vit_large_patch14_clip_336.openai"

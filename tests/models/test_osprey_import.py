@@ -95,7 +95,7 @@ def test_a_sharded_osprey_checkpoint_imports_under_lora_with_osprey_sized_embedd
 
 
 def test_an_osprey_shard_that_needs_pickle_is_refused(tmp_path):
-    from rsvlm_zoo.weights.pretrained import UnsafeWeightsError
+    from rsvlm_zoo.weights.files import UnsafeWeightsError
 
     model = build_model("aquila_plus_tiny", extractor={"pool_pixels": False})
     folder = write_sharded(osprey_state(model), tmp_path / "osprey")

@@ -14,7 +14,8 @@ from rsvlm_zoo import build_model, from_pretrained
 from rsvlm_zoo.data.synthetic import SyntheticRegionScenes
 from rsvlm_zoo.tokens import IMAGE_TOKEN, MASK_TOKEN, POS_TOKEN
 from rsvlm_zoo.weights.export import export_model
-from rsvlm_zoo.weights.pretrained import llm_block, resolve_hf_model_dir
+from rsvlm_zoo.weights.files import resolve_hf_model_dir
+from rsvlm_zoo.weights.pretrained import llm_block
 from tests.models.test_aquila_plus import train_batch
 from tests.models.test_mgimm import batch_for
 

@@ -18,8 +18,9 @@ from rsvlm_zoo.weights.encoder_weights import (
     read_encoder_weights,
     vit_model_kwargs,
 )
+from rsvlm_zoo.weights.files import efficientnet_lite0_wheel_file
 from rsvlm_zoo.weights.model_config import RecordsInitArgs
-from rsvlm_zoo.weights.pretrained import efficientnet_lite0_wheel_file, encoder_defaults
+from rsvlm_zoo.weights.pretrained import encoder_defaults
 
 
 class VisionEncoder(RecordsInitArgs, nn.Module):

@@ -19,8 +19,8 @@ from transformers import (
 )
 
 from rsvlm_zoo.tokens import IMAGE_TOKEN, REGION_TOKENS, build_tiny_tokenizer
+from rsvlm_zoo.weights.files import MissingWeightsError, resolve_hf_model_dir
 from rsvlm_zoo.weights.model_config import RecordsInitArgs
-from rsvlm_zoo.weights.pretrained import MissingWeightsError, resolve_hf_model_dir
 
 log = logging.getLogger(__name__)
 
