@@ -34,3 +34,16 @@ def tiny_aquila():
 
     torch.manual_seed(0)
     return build_model("aquila_plus_tiny")
+
+
+@pytest.fixture(scope="module")
+def mgimm_export(tmp_path_factory):
+    """A seeded mgimm_tiny (eval mode) and the directory `export_model` wrote it to."""
+    import torch
+
+    from rsvlm_zoo import build_model
+    from rsvlm_zoo.weights.export import export_model
+
+    torch.manual_seed(0)
+    model = build_model("mgimm_tiny").eval()
+    return model, export_model(model, tmp_path_factory.mktemp("mgimm") / "export")

@@ -12,7 +12,6 @@ from PIL import Image
 from rsvlm_zoo import build_model
 from rsvlm_zoo.cli import main
 from rsvlm_zoo.data.synthetic import generate_scene
-from rsvlm_zoo.weights.export import export_model
 from tests.unbatched import generate_one_at_a_time, recorded_generation_batches, split_generation_batch
 
 HEIGHT, WIDTH = 120, 160
@@ -34,14 +33,6 @@ def scene_files(tmp_path):
     Image.fromarray(ids).save(tmp_path / "masks.png")
     (tmp_path / "boxes.json").write_text(json.dumps(BOXES))
     return tmp_path
-
-
-@pytest.fixture(scope="module")
-def mgimm_export(tmp_path_factory):
-    """A seeded mgimm_tiny and its exported directory."""
-    torch.manual_seed(0)
-    model = build_model("mgimm_tiny").eval()
-    return model, export_model(model, tmp_path_factory.mktemp("mgimm") / "export")
 
 
 def describe(scene_files, *extra: str, model: str = "aquila_plus_tiny", regions: str = "--masks") -> list[str]:

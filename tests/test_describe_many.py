@@ -6,13 +6,10 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from rsvlm_zoo import build_model
 from rsvlm_zoo.cli import main
 from rsvlm_zoo.progress import PROGRESS_ENV, progress_disabled
-from rsvlm_zoo.weights.export import export_model
 
 SIZE = 96
 BOXES = {"a.png": [[4, 4, 40, 30]], "b.png": [[10, 20, 60, 70], [50, 5, 90, 40]], "c.png": [[30, 30, 80, 90]]}
@@ -36,13 +33,6 @@ def dataset(tmp_path):
     return tmp_path
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    torch.manual_seed(0)
-    model = build_model("mgimm_tiny").eval()
-    return model, str(export_model(model, tmp_path_factory.mktemp("mgimm") / "export"))
-
-
 def many(dataset, model: str, *extra: str) -> list[str]:
     return [
         "describe",
@@ -59,9 +49,10 @@ def many(dataset, model: str, *extra: str) -> list[str]:
 
 
 def test_every_scene_is_answered_as_describe_does_and_each_line_is_kept_as_it_is_answered(
-    dataset, exported, capsys, monkeypatch
+    dataset, mgimm_export, capsys, monkeypatch
 ):
-    model, path = exported
+    model, export_dir = mgimm_export
+    path = str(export_dir)
     out = dataset / "out.jsonl"
     monkeypatch.setenv(PROGRESS_ENV, "1")
     assert main(many(dataset, path, "--jsonl", str(out))) == 0
@@ -79,8 +70,8 @@ def test_every_scene_is_answered_as_describe_does_and_each_line_is_kept_as_it_is
     assert sum(line.startswith("b.png region") for line in captured.out.splitlines()) == 2
 
 
-def test_an_existing_output_is_kept_and_resume_answers_only_the_scenes_it_lacks(dataset, exported, capsys):
-    _, path = exported
+def test_an_existing_output_is_kept_and_resume_answers_only_the_scenes_it_lacks(dataset, mgimm_export, capsys):
+    path = str(mgimm_export[1])
     out = dataset / "out.jsonl"
     assert main(many(dataset, path, "--jsonl", str(out))) == 0
     first = out.read_text().splitlines()

@@ -165,12 +165,13 @@ class MGIMM(RegionVLM):
             raise ValueError("prompt must contain <image>")
         policy = description_boxes or self.description_boxes
         parse_description_boxes(policy)
-        processor = RegionProcessor(self.input_spec(), max_length=1 << 30)
-        limit = context_limit(self)
-        budget = None if limit is None else limit - (max_new_tokens or self.hparams.max_new_tokens)
+        if task == "description":  # the box budget of a description prompt (an attribute prompt holds one box)
+            processor = RegionProcessor(self.input_spec(), max_length=1 << 30)
+            limit = context_limit(self)
+            budget = None if limit is None else limit - (max_new_tokens or self.hparams.max_new_tokens)
 
-        def prompt_length(count: int) -> int:
-            return len(prompt_ids(processor, [Question(0, prompt, list(range(count)))])[0])
+            def prompt_length(count: int) -> int:
+                return len(prompt_ids(processor, [Question(0, prompt, list(range(count)))])[0])
 
         arrays = [to_rgb_array(im) for im in images]
         boxes_per_image, questions = [], []
