@@ -240,3 +240,18 @@ def test_import_and_help_stay_light_until_a_model_is_asked_for():
     )
     assert done.returncode == 0 and "commands:" in done.stdout, done.stderr
     assert not {"torch", "lightning"} & set(done.stdout.split()), done.stdout[-300:]
+
+
+def test_output_and_replace_flags_have_one_name_in_every_command(tmp_path, capsys):
+    """`--out` names what a command writes and `--force` lets it replace it, in eval and export as in data."""
+    from rsvlm_zoo.cli.eval import build_parser
+
+    assert build_parser().parse_args(["--predictions", "p.jsonl", "--out", "m.json"]).output == Path("m.json")
+    assert build_parser().parse_args(["--predictions", "p.jsonl", "--output", "m.json"]).output == Path("m.json")
+    target = tmp_path / "export"
+    target.mkdir()
+    (target / "kept.txt").write_text("")
+    assert main(["export", "--model", "mgimm_tiny", "--out", str(target)]) != 0  # kept without --force
+    assert (target / "kept.txt").exists()
+    assert main(["export", "--model", "mgimm_tiny", "--out", str(target), "--force"]) == 0
+    assert not (target / "kept.txt").exists() and any(target.iterdir())  # replaced by the export

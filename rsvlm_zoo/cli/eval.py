@@ -1,5 +1,7 @@
 """`rsvlm eval`: score predictions again, from a run's own records, against a caption reference file, or per task.
 
+Over 300 lines only through the usage text below; the code is about 260 lines.
+
 Usage::
 
     rsvlm eval --predictions runs/x/eval/predictions_<set>.jsonl [--metrics exact_match,caption]
@@ -76,7 +78,6 @@ reference stays an error. A sample id given twice is an error naming both lines 
 Exit status: 0 on success; 1 when the inputs cannot be scored or the output cannot be written (one line on
 stderr, `rsvlm eval: error: ...`, naming the file, the line or record and the reason); 2 for bad arguments.
 
-Over 300 lines only through this usage text; the code is about 260 lines.
 """
 
 from __future__ import annotations
@@ -130,7 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=("caption",),
         help=f"comma-separated metrics for records ({', '.join(KNOWN)}); default caption",
     )
-    parser.add_argument("--output", type=Path, default=Path("metrics.json"), help="metrics JSON to write")
+    parser.add_argument(
+        "--out",
+        "--output",
+        dest="output",
+        type=Path,
+        default=Path("metrics.json"),
+        help="metrics JSON to write (--out as in the other commands; --output is the same flag)",
+    )
     parser.add_argument("--split", default="test", help="Karpathy split to use ('all': every image)")
     parser.add_argument("--spice", action="store_true", help="also compute SPICE (needs CoreNLP 3.6.0 jars)")
     parser.add_argument("--corenlp-dir", type=Path, default=None, help=f"CoreNLP jars folder (or ${SPICE_ENV})")

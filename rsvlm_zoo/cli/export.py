@@ -24,7 +24,13 @@ def export_main(argv: list[str]) -> int:
     add_model_arguments(parser, required=True)
     parser.add_argument("--out", required=True, help="directory to write")
     parser.add_argument("--merge", action="store_true", help="merge the LoRA adapter into the LLM")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
+    parser.add_argument(
+        "--force",
+        "--overwrite",
+        dest="overwrite",
+        action="store_true",
+        help="replace an existing --out directory (--force as in `rsvlm data`; --overwrite is the same flag)",
+    )
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # argparse: 2 for bad arguments, 0 for --help

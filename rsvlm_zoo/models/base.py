@@ -1,8 +1,8 @@
 """The shared RegionVLM LightningModule: encode, extract, project, splice, loss, generate, stages.
 
-Kept in one file (about 300 lines): the forward path (encode, extract, project, splice, loss, generate) and the
-stage set-up it depends on; evaluation steps, the optimiser and precision rules live in evaluating.py, optim.py and
-precision.py.
+Kept in one file (about 370 lines, a quarter of them docstrings): the forward path (encode, extract, project,
+splice, loss, generate) and the stage set-up it depends on; evaluation steps, the optimiser and precision rules
+live in evaluating.py, optim.py and precision.py.
 """
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ def add_box_text_tokens(llm: HFCausalLM) -> list[str]:
     if not missing:
         return []
     tok.add_tokens([AddedToken(w, single_word=w in TASK_TAG_WORDS, normalized=False) for w in missing])
-    llm._fit_embeddings_to_tokenizer()  # the block's own resize (base.py and llms.py are not edited for this)
+    llm.fit_embeddings_to_tokenizer()
     return missing
 
 

@@ -174,7 +174,7 @@ class HFCausalLM(RecordsInitArgs, nn.Module):
             self.model = AutoModelForCausalLM.from_config(hf_config, dtype=dtype)
             if quant is not None:
                 self.model = quantize_random_model(self.model, quant)
-        self._fit_embeddings_to_tokenizer()
+        self.fit_embeddings_to_tokenizer()
         if gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             self.model.config.use_cache = False
@@ -217,11 +217,13 @@ class HFCausalLM(RecordsInitArgs, nn.Module):
         tok.padding_side = "right"
         return tok
 
-    def _fit_embeddings_to_tokenizer(self) -> None:
-        """Grow the embeddings for the added `<image>`, `<mask>`, `<pos>` tokens.
+    def fit_embeddings_to_tokenizer(self) -> None:
+        """Grow the embeddings to the tokenizer's length (rows for tokens added to it).
 
-        The new rows are the mean of the existing ones (as LLaVA initialises its added tokens), not random, so
-        a model rebuilt from the same pretrained weights has the same rows without storing them.
+        Called for the `<image>`, `<mask>`, `<pos>` tokens, and by a family that adds tokens of its own (GeoChat's
+        box punctuation and task tags). The new rows are the mean of the existing ones (as LLaVA initialises its
+        added tokens), not random, so a model rebuilt from the same pretrained weights has the same rows without
+        storing them.
         """
         old = self.model.get_input_embeddings().num_embeddings
         if old >= len(self.tokenizer):
