@@ -36,8 +36,22 @@ def region_name(k: int) -> str:
     return f"region{k + 1}{REGION}"
 
 
-def region_list(num_regions: int) -> str:
-    """Osprey's region enumeration and newline: `There are N part regions in the picture: region1<mask><pos>, ...`."""
+def region_list(num_regions: int, style: str = "zoo") -> str:
+    """Osprey's region enumeration, in one of two forms.
+
+    Args:
+        num_regions: Regions listed.
+        style: `zoo` (what `describe()` asks with and the zoo trains on): `There are N part regions in the
+            picture: region1<mask><pos>, region2<mask><pos>.` and a newline; `osprey`: Osprey-724K's loader
+            verbatim, `Ther are N part region(s) in the picture: region1<mask><pos>,region2<mask><pos>. `
+            (its spelling, no space after the commas, singular for one region, a trailing space).
+    """
+    if style == "osprey":
+        names = ",".join(region_name(k) for k in range(num_regions))
+        noun = "part region" if num_regions == 1 else "part regions"
+        return f"Ther are {num_regions} {noun} in the picture: {names}. "
+    if style != "zoo":
+        raise ValueError(f"region list style must be 'zoo' or 'osprey', got {style!r}")
     names = ", ".join(region_name(k) for k in range(num_regions))
     return f"There are {num_regions} part regions in the picture: {names}.\n"
 

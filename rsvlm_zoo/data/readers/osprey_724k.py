@@ -101,19 +101,11 @@ def reference_forms(texts: list[str]) -> tuple[bool, bool]:
 
 
 def osprey_region_prefix(n_regions: int, style: str = "osprey") -> str:
-    """The region list before the first question.
+    """The region list before the first question, as `rsvlm_zoo.tokens.region_list` writes it.
 
-    Args:
-        n_regions: Regions of the record.
-        style: `osprey`: Osprey's loader, verbatim ("Ther are N part regions in the picture: region1<mask><pos>,
-            region2<mask><pos>. ", singular for one region); `zoo`: the form `describe()` asks with
-            (`rsvlm_zoo.tokens.region_list`).
+    `style`: `osprey` (Osprey's loader, verbatim) or `zoo` (the form `describe()` asks with).
     """
-    if style == "zoo":
-        return region_list(n_regions)
-    names = ",".join(f"region{k + 1}{MASK}" for k in range(n_regions))
-    noun = "part region" if n_regions == 1 else "part regions"
-    return f"Ther are {n_regions} {noun} in the picture: {names}. "
+    return region_list(n_regions, style)
 
 
 def raw_conversation(
