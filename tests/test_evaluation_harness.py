@@ -125,3 +125,17 @@ def test_rsvlm_eval_names_the_line_of_a_record_without_references(tmp_path, caps
     assert rsvlm(["eval", "--predictions", str(path)]) == 1
     assert f"{path}:2: `references` must be a non-empty list of strings" in capsys.readouterr().err
     assert rsvlm(["eval", "--predictions", str(path), "--metrics", "exact_match,nope"]) == 2
+
+
+def test_answer_metrics_are_one_collection_cloned_per_split_and_set():
+    from torchmetrics import MetricCollection
+
+    model = build_model("aquila_plus_tiny", eval_metrics=["exact_match", "semantic_iou"])
+    assert isinstance(model.answer_metrics, MetricCollection)
+    val, test = model.split_metrics("val", "dior.rsvg"), model.split_metrics("test", "dior.rsvg")
+    assert val is not test and val is model.split_metrics("val", "dior.rsvg")
+    assert (val.prefix, val.postfix, test.prefix) == ("val/", "_dior.rsvg", "test/")
+    val.update(["a red car", "a ship"], [["a red car"], ["a blue ship"]])
+    assert float(val.compute()["val/exact_match_dior.rsvg"]) == 0.5
+    assert test["exact_match"].update_count == 0 and model.answer_metrics["exact_match"].update_count == 0
+    assert "dior_rsvg" in model.val_metrics  # registered on the module: follows its device, gathers over processes

@@ -79,6 +79,10 @@ def write_evaluation(
 class EvaluationWriter(Callback):
     """Writes predictions, metrics JSON and a markdown table after test (and optionally validation) runs.
 
+    The records come from what each `test_step` / `validation_step` returned (`records` and `eval_set`, as
+    `rsvlm_zoo.models.evaluating` returns them); the scores are the ones the module's metrics computed at the end
+    of the epoch (`pl_module.eval_results`), so `metrics.json` is what the run logged.
+
     Args:
         output_dir: Directory to write; default `<trainer.default_root_dir>/eval`.
         on_validation: Also write after each validation run (overwriting the previous one).
@@ -87,14 +91,53 @@ class EvaluationWriter(Callback):
     def __init__(self, output_dir: str | None = None, on_validation: bool = False) -> None:
         self.output_dir, self.on_validation = output_dir, on_validation
         self.written: list[Path] = []
+        self._records: dict[str, list[dict[str, Any]]] = {}
+
+    def _collect(self, outputs: Any) -> None:
+        if isinstance(outputs, dict) and outputs.get("eval_set") is not None:
+            self._records.setdefault(str(outputs["eval_set"]), []).extend(outputs.get("records") or [])
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Start this run's records afresh."""
+        self._records = {}
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Start this run's records afresh."""
+        self._records = {}
+
+    def on_test_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        """Keep the batch's prediction records."""
+        self._collect(outputs)
+
+    def on_validation_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        """Keep the batch's prediction records when validation runs are written."""
+        if self.on_validation and not trainer.sanity_checking:
+            self._collect(outputs)
 
     def _write(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        records = _gather(getattr(pl_module, "eval_records", {}), trainer)
+        records = _gather(self._records, trainer)
         if not trainer.is_global_zero:
             return
+        results = getattr(pl_module, "eval_results", {})
         out = Path(self.output_dir or Path(trainer.default_root_dir) / "eval")
-        self.written = write_evaluation(out, records, getattr(pl_module, "eval_results", {}))
-        rank_zero_info(f"evaluation written to {out}\n" + markdown_table(getattr(pl_module, "eval_results", {})))
+        self.written = write_evaluation(out, records, results)
+        rank_zero_info(f"evaluation written to {out}\n" + markdown_table(results))
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Write after `trainer.test`."""

@@ -1,8 +1,11 @@
-"""Validation, test and predict steps of a region VLM: generate, score per evaluation set, keep prediction records.
+"""Validation, test and predict steps of a region VLM: generate, score per evaluation set, return prediction records.
 
-Answer metrics are torchmetrics objects registered on the module (they follow its device and gather over
-processes), one collection per split and evaluation set, built on the set's first batch and reset at the start
-of every evaluation epoch; the records are what `rsvlm test` and `rsvlm predict` write.
+Answer metrics follow torchgeo's pattern: one `MetricCollection` (`answer_metrics`) built from `eval_metrics` when
+the module is made, cloned per split and evaluation set (`val_metrics`, `test_metrics`; prefix `val/`, postfix
+`_<set>`) on the set's first batch. The clones are registered on the module (they follow its device and gather over
+processes) and reset at the start of every evaluation epoch. Each step returns its answers and prediction records
+(`{"predictions": [...], "records": [...], "eval_set": name}`): the figure callback and the evaluation writer read
+them from there.
 """
 
 from __future__ import annotations
@@ -12,76 +15,76 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
+from torchmetrics import MetricCollection
 
 from rsvlm_zoo.batch import Batch
-from rsvlm_zoo.evaluation.answer_metrics import build_answer_metrics, compute_scores
+from rsvlm_zoo.evaluation.answer_metrics import build_answer_metrics
 from rsvlm_zoo.evaluation.records import prediction_records
+
+SPLITS = ("val", "test")
 
 
 class AnswerEvaluation(L.LightningModule):
     """Mixin for a LightningModule with `generate(batch)`, `llm.tokenizer` and `hparams.eval_metrics`."""
 
     def _init_evaluation(self, eval_metrics: tuple[str, ...]) -> None:
-        """Check the metric names (an unknown one fails here, not after the first epoch) and register the splits."""
-        build_answer_metrics(eval_metrics)
-        self.split_metrics = nn.ModuleDict({"val": nn.ModuleDict(), "test": nn.ModuleDict()})
+        """Build the metric collection (an unknown name fails here, not after the first epoch) and the split slots."""
+        self.answer_metrics = MetricCollection(build_answer_metrics(eval_metrics), compute_groups=False)
+        self.val_metrics = nn.ModuleDict()
+        self.test_metrics = nn.ModuleDict()
+        self.eval_results: dict[str, dict[str, float]] = {}
+        self._active_sets: dict[str, dict[str, str]] = {split: {} for split in SPLITS}
 
-    def validation_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, list[str]]:
-        """Generate answers and score them; returns `{"predictions": answers}` (the figure callback reads them)."""
-        return {"predictions": self._score_answers(batch, "val", dataloader_idx)}
+    def validation_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
+        """Generate answers and score them; returns the answers, their records and the evaluation set's name."""
+        return self._score_answers(batch, "val", dataloader_idx)
 
-    def test_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, list[str]]:
+    def test_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
         """As validation, logged under `test/`."""
-        return {"predictions": self._score_answers(batch, "test", dataloader_idx)}
+        return self._score_answers(batch, "test", dataloader_idx)
 
-    def _set_metrics(self, split: str, name: str) -> nn.ModuleDict:
-        """The metrics of evaluation set `name` in `split`, built (on this module's device) on first use."""
+    def split_metrics(self, split: str, name: str) -> MetricCollection:
+        """The metrics of evaluation set `name` in `split`: a clone of `answer_metrics`, made on first use."""
+        slots = getattr(self, f"{split}_metrics")
         key = name.replace(".", "_")  # module names cannot hold dots
-        metrics = self.split_metrics[split]
-        if key not in metrics:
-            metrics[key] = nn.ModuleDict(build_answer_metrics(self.hparams.eval_metrics)).to(self.device)
+        if key not in slots:
+            slots[key] = self.answer_metrics.clone(prefix=f"{split}/", postfix=f"_{name}").to(self.device)
         self._active_sets[split].setdefault(name, key)
-        return metrics[key]
+        return slots[key]
 
-    def _score_answers(self, batch: Batch | None, split: str, dataloader_idx: int) -> list[str]:
+    def _score_answers(self, batch: Batch | None, split: str, dataloader_idx: int) -> dict[str, Any]:
         if batch is None:
-            return []
+            return {"predictions": [], "records": [], "eval_set": None}
         preds = self.generate(batch)
         name = (batch.get("meta") or [{}])[0].get("eval_name") or f"set{dataloader_idx}"
         references = batch.get("references") or [[r] for r in batch["answers"]]
-        for metric in self._set_metrics(split, name).values():
-            metric.update(preds, references)
-        self._eval_records.setdefault(name, []).extend(prediction_records(batch, preds, self.llm.tokenizer))
-        return preds
+        self.split_metrics(split, name).update(preds, references)
+        records = prediction_records(batch, preds, self.llm.tokenizer)
+        return {"predictions": preds, "records": records, "eval_set": name}
 
     def _start_evaluation(self, split: str) -> None:
-        """Reset the split's metric state and this run's prediction records."""
-        for metrics in self.split_metrics[split].values():
-            for metric in metrics.values():
-                metric.reset()
-        self._active_sets = {"val": {}, "test": {}}
-        self._eval_records: dict[str, list[dict[str, Any]]] = {}
-        self.eval_results: dict[str, dict[str, float]] = {}
+        """Reset the split's metric state and this run's scores."""
+        for metrics in getattr(self, f"{split}_metrics").values():
+            metrics.reset()
+        self._active_sets[split] = {}
+        self.eval_results = {}
 
     def on_validation_epoch_start(self) -> None:
-        """Fresh metric state and prediction records for this validation run."""
+        """Fresh metric state for this validation run."""
         self._start_evaluation("val")
 
     def on_test_epoch_start(self) -> None:
-        """Fresh metric state and prediction records for this test run."""
+        """Fresh metric state for this test run."""
         self._start_evaluation("test")
 
     def _log_eval(self, split: str) -> None:
+        slots = getattr(self, f"{split}_metrics")
         for name, key in self._active_sets[split].items():
-            scores = compute_scores(dict(self.split_metrics[split][key].items()))
-            self.eval_results[name] = scores
-            for score_name, score in scores.items():
-                self.log(f"{split}/{score_name}_{name}", score, add_dataloader_idx=False, sync_dist=False)
-
-    @property
-    def eval_records(self) -> dict[str, list[dict[str, Any]]]:
-        """This process's prediction records of the last validation/test run, per evaluation set."""
-        return getattr(self, "_eval_records", {})
+            collection = slots[key]
+            scores = {k: float(v) for k, v in collection.compute().items()}
+            start, end = len(collection.prefix or ""), len(collection.postfix or "")
+            self.eval_results[name] = {k[start : len(k) - end]: v for k, v in scores.items()}
+            self.log_dict(scores, add_dataloader_idx=False, sync_dist=False)
 
     def predict_step(self, batch: Batch | None, batch_idx: int, dataloader_idx: int = 0) -> list[dict]:
         """Greedy answers for a prompt batch, as records (sample id, prompt, answer, references)."""
