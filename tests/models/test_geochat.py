@@ -11,12 +11,16 @@ from rsvlm_zoo.metrics.grounding import box_iou_pairs
 from rsvlm_zoo.models import GeoChat
 from rsvlm_zoo.models.geochat import TextRegions, first_box
 from rsvlm_zoo.tokens import build_tiny_tokenizer
+from rsvlm_zoo.weights.pretrained import PRETRAINED_CFGS
 
 
 @pytest.fixture(scope="module")
 def tiny_geochat():
     torch.manual_seed(0)
     return build_model("geochat_tiny")
+
+
+CLIP_504 = "vit_large_patch14_clip_504.geochat"
 
 
 def scene_sample(width=160, height=96):
@@ -145,8 +149,21 @@ def test_full_size_defaults():
         model = build_model("geochat_7b", llm={"tokenizer": "builtin"})  # no local Vicuna tokenizer here
     assert model.stage == 2 and model.lora.r == 64 and model.lora.alpha == 16
     assert model.encoder.input_size == (504, 504) and model.encoder.num_image_tokens == 36 * 36
+    assert model.encoder.channels == [1024] and model.encoder.mean == PRETRAINED_CFGS[CLIP_504].mean
     trainable = [n for n, p in model.llm.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
+
+
+def test_the_504_px_entry_reads_the_336_px_clip_weights(tmp_path, monkeypatch):
+    """GeoChat's encoder is a pretrained configuration: CLIP ViT-L/14-336's cache entry, run at 504 px."""
+    from rsvlm_zoo.weights.files import MissingWeightsError
+    from rsvlm_zoo.weights.pretrained import encoder_architecture, encoder_defaults
+
+    assert encoder_architecture(CLIP_504) == "vit_large_patch14_clip_336.openai"
+    assert encoder_defaults(CLIP_504)["input_size"] == (504, 504)
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    with pytest.raises(MissingWeightsError, match="timm/vit_large_patch14_clip_336.openai"):
+        build_model("geochat_7b", pretrained=True)
 
 
 def test_round_trips_through_an_exported_directory(tiny_geochat, tmp_path):

@@ -20,7 +20,7 @@ from rsvlm_zoo.weights.encoder_weights import (
 )
 from rsvlm_zoo.weights.files import efficientnet_lite0_wheel_file
 from rsvlm_zoo.weights.model_config import RecordsInitArgs
-from rsvlm_zoo.weights.pretrained import encoder_defaults
+from rsvlm_zoo.weights.pretrained import encoder_architecture, encoder_defaults
 
 
 class VisionEncoder(RecordsInitArgs, nn.Module):
@@ -119,7 +119,9 @@ class TimmLevelsEncoder(VisionEncoder):
         if input_size[0] % 32 or input_size[1] % 32:
             raise ValueError(f"{type(self).__name__} input_size must be multiples of 32, got {tuple(input_size)}")
         source = _read_weights(model_name, pretrained, weights)
-        self.model = _create(source is not None, model_name=model_name, features_only=True, out_indices=out_indices)
+        self.model = _create(
+            source is not None, model_name=encoder_architecture(model_name), features_only=True, out_indices=out_indices
+        )
         if source is not None:
             load(self.model, source, f"{type(self).__name__}({model_name})")
         self.weights_loaded = source is not None
@@ -197,7 +199,7 @@ class EfficientNetLiteEncoder(TimmLevelsEncoder):
         std: tuple[float, float, float] | None = None,
     ) -> None:
         super().__init__()
-        if pretrained and weights is None and model_name == "tf_efficientnet_lite0":
+        if pretrained and weights is None and encoder_architecture(model_name) == "tf_efficientnet_lite0":
             weights = str(efficientnet_lite0_wheel_file())
         self._build_levels(
             model_name, pretrained, weights, input_size, image_level, mean, std, (1, 2, 3, 4), load_efficientnet_weights
@@ -264,7 +266,7 @@ class ViTCLIPEncoder(VisionEncoder):
         source = _read_weights(model_name, pretrained, weights)
         self.model = _create(
             source is not None,
-            model_name=model_name,
+            model_name=encoder_architecture(model_name),
             num_classes=0,
             img_size=tuple(input_size),
             dynamic_img_size=True,
