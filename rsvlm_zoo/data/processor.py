@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -135,6 +136,31 @@ class RegionProcessor:
         return b
 
     # ---------------------------------------------------------------- text
+    def image_expansion(self, num_regions: int) -> list[int]:
+        """The ids one `<image>` becomes: the image tokens, then `<mask><pos>` per region (`regions_in_image`)."""
+        expansion = [self.image_id] * self.spec.num_image_tokens
+        if self.spec.regions_in_image:
+            expansion += [self.mask_id, self.pos_id] * num_regions
+        return expansion
+
+    def join_pieces(self, pieces: Sequence[Sequence[int]], expansion: list[int]) -> tuple[list[int], int]:
+        """Token ids of a prompt's pieces (split at `<image>`, each tokenised with its special tokens), joined.
+
+        Each `<image>` between two pieces becomes `expansion`; the beginning-of-sequence token the tokenizer puts
+        at the start of every piece is kept once, at the very start (upstream's `tokenizer_image_token`).
+
+        Returns:
+            The ids, and how many leading ids each piece after the first lost (1 when a BOS was dropped, else 0).
+        """
+        first = list(pieces[0])
+        bos = self.spec.tokenizer.bos_token_id
+        skip = 1 if first and bos is not None and first[0] == bos else 0
+        ids = first
+        for piece in pieces[1:]:
+            ids += expansion
+            ids += piece[skip:]
+        return ids, skip
+
     def encode_prompt(self, text: str, num_regions: int) -> tuple[list[int], list[int], list[bool]]:
         """Token ids of a whole prompt, per token the index of the character it ends at, and which were inserted.
 
@@ -152,24 +178,16 @@ class RegionProcessor:
                 f"{type(tok).__name__} is a slow tokenizer; load the fast one (AutoTokenizer's default, which needs "
                 "the tokenizers package, and sentencepiece + protobuf to convert a tokenizer.model)"
             )
-        expansion = [self.image_id] * self.spec.num_image_tokens
-        if self.spec.regions_in_image:
-            expansion += [self.mask_id, self.pos_id] * num_regions
+        expansion = self.image_expansion(num_regions)
         pieces = text.split(IMAGE_TOKEN)
         encoded = tok(pieces, return_offsets_mapping=True)  # one call per sample
-        bos = tok.bos_token_id
-        first = encoded.input_ids[0]
-        skip = 1 if first and bos is not None and first[0] == bos else 0
-        ids: list[int] = first[:skip]
+        ids, skip = self.join_pieces(encoded.input_ids, expansion)
         ends: list[int] = [0] * skip
         start = 0
         for k, piece in enumerate(pieces):
             if k:
-                ids += expansion
                 ends += [start - 1] * len(expansion)  # the last character of the `<image>` they replace
-            for token, (a, b) in zip(encoded.input_ids[k][skip:], encoded.offset_mapping[k][skip:], strict=True):
-                ids.append(token)
-                ends.append(start + (b - 1 if b > a else a))
+            ends += [start + (b - 1 if b > a else a) for a, b in encoded.offset_mapping[k][skip:]]
             start += len(piece) + len(IMAGE_TOKEN)
         inserted = [False] * len(ids)
         if expansion:

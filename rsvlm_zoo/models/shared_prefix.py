@@ -85,8 +85,8 @@ def use_shared_prefix(reuse_prefix: bool | None, questions: Sequence[Question], 
 def prompt_ids(processor: RegionProcessor, questions: Sequence[Question]) -> list[list[int]]:
     """Token ids of every question's whole generation prompt, exactly as `RegionProcessor.encode_prompt` builds them.
 
-    The same template, split at `<image>`, beginning-of-sequence kept once and `<image>` expanded; all pieces
-    go to the tokenizer in one call and no per-token Python runs.
+    The same template and the same joining (`RegionProcessor.join_pieces`); the pieces of all questions go to the
+    tokenizer in one call, without character offsets.
     """
     tok = processor.spec.tokenizer
     texts, spans = [], []
@@ -96,18 +96,9 @@ def prompt_ids(processor: RegionProcessor, questions: Sequence[Question]) -> lis
         spans.append((len(texts), len(pieces)))
         texts += pieces
     encoded = tok(texts, add_special_tokens=True).input_ids if texts else []
-    bos = tok.bos_token_id
     out = []
     for q, (start, count) in zip(questions, spans, strict=True):
-        first = encoded[start]
-        skip = 1 if first and bos is not None and first[0] == bos else 0
-        expansion = [processor.image_id] * processor.spec.num_image_tokens
-        if processor.spec.regions_in_image:
-            expansion += [processor.mask_id, processor.pos_id] * len(q.refs)
-        ids = list(first)
-        for piece in encoded[start + 1 : start + count]:
-            ids += expansion
-            ids += piece[skip:]
+        ids, _ = processor.join_pieces(encoded[start : start + count], processor.image_expansion(len(q.refs)))
         out.append(ids)
     return out
 
