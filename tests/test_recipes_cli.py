@@ -127,3 +127,47 @@ def test_an_extractor_built_for_other_encoder_levels_is_refused_when_the_model_i
     wrong = MaskAwareExtractor(in_channels=[*channels[:-1], channels[-1] + 1], out_dim=base.llm.hidden_size)
     with pytest.raises(ValueError, match=rf"set the extractor's in_channels to \[{', '.join(map(str, channels))}\]"):
         AquilaPlus(encoder=base.encoder, extractor=wrong, projector=base.projector, llm=base.llm)
+
+
+def _recipe_model(name: str, *overrides: str):
+    """The model a shipped recipe builds (LightningCLI, nothing run)."""
+    import lightning as L
+
+    from rsvlm_zoo.cli.lightning_cli import RECIPE_PARSER_MODE, RsvlmCLI
+    from rsvlm_zoo.models import RegionVLM
+
+    cli = RsvlmCLI(
+        RegionVLM,
+        L.LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        args=["-c", str(recipe_path(name)), "--trainer.logger=false", *overrides],
+        run=False,
+        save_config_callback=None,
+        auto_configure_optimizers=False,
+        parser_kwargs={"parser_mode": RECIPE_PARSER_MODE},
+    )
+    return cli.model
+
+
+def test_tiny_recipes_spell_out_the_registered_tiny_members():
+    """A tiny recipe writes its blocks in full (it is read as documentation); it must build the member it names."""
+    from rsvlm_zoo import build_model
+    from rsvlm_zoo.weights.pretrained import PRETRAINED_CFGS
+
+    pairs = {
+        "tiny/aquila_plus": ("aquila_plus_tiny", {}),
+        "tiny/geochat": ("geochat_tiny", {}),
+        "tiny/mgimm_stage1": ("mgimm_tiny", {"stage": 1, "train_llm": True}),
+    }
+    for recipe, (member, args) in pairs.items():
+        from_recipe, registered = _recipe_model(recipe), build_model(member, **args)
+        shapes = {k: tuple(v.shape) for k, v in from_recipe.state_dict().items()}
+        assert shapes == {k: tuple(v.shape) for k, v in registered.state_dict().items()}, recipe
+        trainable = {n for n, p in from_recipe.named_parameters() if p.requires_grad}
+        assert trainable == {n for n, p in registered.named_parameters() if p.requires_grad}, recipe
+        enc_a, enc_b = from_recipe.encoder, registered.encoder
+        assert (enc_a.input_size, enc_a.mean, enc_a.std) == (enc_b.input_size, enc_b.mean, enc_b.std), recipe
+        config = from_recipe.llm.model.config
+        for key, value in PRETRAINED_CFGS["tiny_llama"].config.items():
+            assert getattr(config, key) == value, (recipe, key)
