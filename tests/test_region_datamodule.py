@@ -89,6 +89,22 @@ def test_eval_loaders_include_the_shuffled_mask_control(tiny_aquila):
     assert torch.equal(normal["input_ids"], control["input_ids"])
 
 
+def test_the_box_control_gives_each_question_another_objects_box():
+    """MGIMM's stage-1 control: the same question and answer, the box of another object of the same scene."""
+    source = SyntheticSource(20, seed=1, task="box_attributes")
+    control = source.control()
+    assert len(control) == len(source)
+    samples = [source[i] for i in range(len(source))]
+    scene_boxes: dict[str, set] = {}
+    for sample in samples:
+        scene_boxes.setdefault(sample.sample_id.split(":")[0], set()).add(tuple(sample.regions[0].box))
+    for i, own in enumerate(samples):
+        other = control[i]
+        assert own.conversation == other.conversation and own.meta == other.meta
+        assert own.regions[0].box != other.regions[0].box
+        assert tuple(other.regions[0].box) in scene_boxes[own.sample_id.split(":")[0]]  # one of the scene's objects
+
+
 def test_no_val_source_means_no_validation_as_in_lightning():
     dm = RegionDataModule(train=SyntheticSource(2, seed=0))
     assert dm.val_dataloader() == []

@@ -186,7 +186,8 @@ class SyntheticRegionScenes:
         max_objects: Most objects per scene.
         one_question_per_sample: One sample per (scene, object) instead of one per scene.
         shuffle_masks: Control: permute masks between the regions of a scene (a derangement) so a
-            question about regionK carries another object's mask.
+            question about regionK carries another object's mask; for "box_attributes", the box is another
+            object's of the same scene while the answer stays the asked object's.
         task: "region_qa" (Aquila-plus region questions), "box_attributes" (MGIMM stage 1: one box per
             sample, answer = attribute phrase) or "description" (MGIMM stage 2: every box of the scene,
             answer = a detailed description with each object's attributes and position) or "refer" (GeoChat
@@ -290,6 +291,10 @@ class SyntheticRegionScenes:
         image, objects = generate_scene(self._scene_seed(scene), self.side, self.min_objects, self.max_objects)
         chosen = [objects[ask]] if ask is not None else sorted(objects, key=lambda o: (o.centre[1], o.centre[0]))
         regions = [Region(box=mask_box(o.mask), category=o.category, text=o.answer) for o in chosen]
+        if ask is not None and self.shuffle_masks:  # the control: another object's box, the asked object's answer
+            rng = np.random.default_rng(self._scene_seed(scene) + 7)
+            other = objects[(ask + int(rng.integers(1, len(objects)))) % len(objects)]
+            regions = [Region(box=mask_box(other.mask), category=chosen[0].category, text=chosen[0].answer)]
         if ask is not None:
             prompt, answer = MGIMM_ATTRIBUTE_PROMPT, objects[ask].answer
         else:
