@@ -205,7 +205,7 @@ class MGIMM(RegionVLM):
 
 def _create_mgimm(pretrained: bool, defaults: dict[str, Any], overrides: dict[str, Any]) -> MGIMM:
     def extractor(enc: ViTCLIPEncoder, lm: HFCausalLM, args: dict[str, Any]) -> BoxRegionEncoder:
-        return BoxRegionEncoder(in_channels=enc.image_dim, **{"dim": enc.image_dim, **args})
+        return BoxRegionEncoder(**{"in_channels": enc.image_dim, "dim": enc.image_dim, **args})
 
     return build_member(MGIMM, ViTCLIPEncoder, extractor, pretrained, defaults, overrides)
 

@@ -169,6 +169,7 @@ def test_full_size_parameter_count():
     count = sum(p.numel() for p in ext.parameters())
     print(f"BoxRegionEncoder full size: {count:,} parameters")
     assert count == expected == 27_310_592
+    assert sum(p.numel() for p in BoxRegionEncoder(image_norm=True).parameters()) == expected + norm
     assert ext.pe.gaussian.shape == (2, dim // 2)
     # A different encoder width (in_channels != dim) adds a Linear(in_channels -> dim).
     assert sum(p.numel() for p in BoxRegionEncoder(in_channels=768).parameters()) == expected + 768 * dim + dim
@@ -231,3 +232,12 @@ def test_pixel_crop_samples_bin_centres_and_reaches_the_tokens():
         ext(feats, regions)
     with pytest.raises(ValueError, match="pixel_crop"):
         tiny(pixel_crop=-1)
+
+
+def test_image_tokens_are_normalised_so_the_positional_encoding_counts():
+    """With image_norm, frozen features of large scale (std ~6 for Lite0) are layer-normalised."""
+    ext = BoxRegionEncoder(in_channels=32, dim=32, depth=1, num_heads=2, mlp_dim=64, image_norm=True)
+    feats = 40.0 * torch.randn(1, 32, 6, 6)
+    tokens = ext.image_norm(ext.input_proj(feats.flatten(2).transpose(1, 2)))
+    assert tokens.std().item() == pytest.approx(1.0, abs=0.05)
+    assert isinstance(BoxRegionEncoder().image_norm, torch.nn.Identity)  # off in the published module

@@ -233,6 +233,11 @@ class BoxRegionEncoder(RegionExtractor):
         mlp_dim: Hidden width of the MLPs.
         attention_downsample_rate: Inner-width reduction of the cross attentions.
         feature_level: Which of the encoder's feature maps to read.
+        image_norm: LayerNorm the (projected) image tokens before the transformer, as SAM's image embeddings
+            are. Off in the published module. Frozen encoder features are not normalised (EfficientNet-Lite0's
+            stride-16 map has a standard deviation near 6) and, added to a positional encoding of unit scale,
+            outweigh it in the attention; `recipes/tiny/mgimm_stage1_lite0.yaml` turns it on (what that reaches:
+            README, Tiny MGIMM).
         box_attention: Let each box's tokens attend only to the grid cells its box touches (the
             image -> token direction stays free). Off in the published module, whose pretrained
             attention localises by itself; it lets a randomly initialised encoder and region module
@@ -256,6 +261,7 @@ class BoxRegionEncoder(RegionExtractor):
         mlp_dim: int = 2048,
         attention_downsample_rate: int = 2,
         feature_level: int = -1,
+        image_norm: bool = False,
         box_attention: bool = False,
         pixel_crop: int = 0,
     ) -> None:
@@ -277,6 +283,7 @@ class BoxRegionEncoder(RegionExtractor):
         self.pe = RandomFourierPositionEncoding(self.dim)
         self.corner_embed = nn.Parameter(torch.randn(2, self.dim))  # top-left, bottom-right
         self.input_proj = nn.Identity() if self.in_channels == self.dim else nn.Linear(self.in_channels, self.dim)
+        self.image_norm = nn.LayerNorm(self.dim) if image_norm else nn.Identity()
         self.transformer = TwoWayTransformer(self.dim, depth, num_heads, mlp_dim, attention_downsample_rate)
 
     # ------------------------------------------------------------------ encodings
@@ -415,7 +422,7 @@ class BoxRegionEncoder(RegionExtractor):
             return feat.new_zeros((0, 2, self.dim), dtype=dtype)
         h, w = feat.shape[-2:]
         # Project once per image, then give each box its image's tokens.
-        image = self.input_proj(feat.to(dtype).flatten(2).transpose(1, 2))  # (B, h*w, dim)
+        image = self.image_norm(self.input_proj(feat.to(dtype).flatten(2).transpose(1, 2)))  # (B, h*w, dim)
         image = image.index_select(0, regions.image_index.to(image.device).long())  # (R, h*w, dim)
         image_pe = self.dense_position_encoding((h, w)).to(dtype).reshape(1, h * w, self.dim)
         boxes = regions.boxes.to(image.device)
