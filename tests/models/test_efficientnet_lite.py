@@ -67,7 +67,9 @@ def test_encoder_levels_are_the_classifiers_stage_outputs(wheel_file, classifier
     expected = [stage_outputs[i] for i in (1, 2, 4, 6)]  # the last stage at each stride
     assert [tuple(t.shape) for t in levels] == [(2, 24, 32, 32), (2, 40, 16, 16), (2, 112, 8, 8), (2, 320, 4, 4)]
     for got, want in zip(levels, expected, strict=True):
-        torch.testing.assert_close(got, want)
+        # The encoder runs channels-last, whose kernels sum in another order: float32 rounding, not a mapping error
+        # (a wrong tensor moves values by their own size).
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5 * float(want.abs().max()))
 
 
 def test_a_file_of_another_architecture_is_refused_naming_it(tmp_path, wheel_file):
