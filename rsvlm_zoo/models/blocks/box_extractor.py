@@ -193,6 +193,10 @@ class TwoWayTransformer(nn.Module):
         self.final_attn_token_to_image = Attention(dim, num_heads, attention_downsample_rate)
         self.norm_final_attn = nn.LayerNorm(dim)
 
+    def token_to_image_attentions(self) -> list[Attention]:
+        """The attentions in which the prompt tokens read the image: one per block, then the final one."""
+        return [layer.cross_attn_token_to_image for layer in self.layers] + [self.final_attn_token_to_image]
+
     def forward(
         self, image: torch.Tensor, image_pe: torch.Tensor, prompt: torch.Tensor, mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -213,6 +217,52 @@ class TwoWayTransformer(nn.Module):
         q, k = queries + prompt, keys + image_pe
         queries = self.norm_final_attn(queries + self.final_attn_token_to_image(q, k, keys, mask))
         return queries, keys
+
+
+ATTENTION_INITS = ("default", "positional")
+# Peak query-key logit of the positional initialisation, where a corner and a cell centre coincide (SDPA's
+# 1/sqrt(head_dim) included): high enough that the corner's neighbourhood dominates a softmax over the map.
+POSITIONAL_PEAK_LOGIT = 16.0
+# Factor on the content added to the positional encodings at the start, under the positional initialisation.
+POSITIONAL_CONTENT_SCALE = 0.25
+
+
+def init_positional_attention(attention: Attention, dim: int, peak_logit: float = POSITIONAL_PEAK_LOGIT) -> None:
+    """Start `attention`'s query and key projections as a positional kernel over random-Fourier features.
+
+    A `RandomFourierPositionEncoding` of width `dim` is [sin(2 pi p G), cos(2 pi p G)]; the sum over frequencies
+    of sin*sin + cos*cos of two points is sum cos(2 pi (p - q) G), largest where p = q. Head h's projections pick
+    the sine and cosine of its own share of the frequencies (scaled so that the coincident logit is
+    `peak_logit`), with zero bias, so the attention starts peaked at the query's own position. Value and
+    output projections keep their random initialisation.
+
+    Args:
+        attention: The attention to initialise (queries: box tokens, keys: map cells).
+        dim: Width of the positional encoding (the module's width).
+        peak_logit: Logit at coincident positions.
+
+    Raises:
+        ValueError: when a head's width is odd or the heads need more frequencies than the encoding has.
+    """
+    inner = attention.q_proj.out_features
+    head_dim = inner // attention.num_heads
+    freqs_per_head = head_dim // 2
+    if head_dim % 2 or freqs_per_head * attention.num_heads > dim // 2:
+        raise ValueError(
+            f"attention_init='positional' needs an even head width and at most {dim // 2} frequencies in all; "
+            f"got head width {head_dim} x {attention.num_heads} heads"
+        )
+    scale = math.sqrt(peak_logit * math.sqrt(head_dim) / freqs_per_head)
+    weight = torch.zeros(inner, dim)
+    for head in range(attention.num_heads):
+        for j in range(freqs_per_head):
+            freq = head * freqs_per_head + j
+            weight[head * head_dim + j, freq] = scale  # sine of this frequency
+            weight[head * head_dim + freqs_per_head + j, dim // 2 + freq] = scale  # its cosine
+    with torch.no_grad():
+        for proj in (attention.q_proj, attention.k_proj):
+            proj.weight.copy_(weight)
+            proj.bias.zero_()
 
 
 class BoxRegionEncoder(RegionExtractor):
@@ -236,17 +286,18 @@ class BoxRegionEncoder(RegionExtractor):
         image_norm: LayerNorm the (projected) image tokens before the transformer, as SAM's image embeddings
             are. Off in the published module. Frozen encoder features are not normalised (EfficientNet-Lite0's
             stride-16 map has a standard deviation near 6) and, added to a positional encoding of unit scale,
-            outweigh it in the attention; `recipes/tiny/mgimm_stage1_lite0.yaml` turns it on (what that reaches:
-            README, Tiny MGIMM).
+            outweigh it in the attention. The small members turn it on.
         box_attention: Let each box's tokens attend only to the grid cells its box touches (the
-            image -> token direction stays free). Off in the published module, whose pretrained
-            attention localises by itself; it lets a randomly initialised encoder and region module
-            read the box's content from the first step (the tiny recipes use it).
-        pixel_crop: When > 0, also resample the input pixels inside each box to a `pixel_crop` x
-            `pixel_crop` crop and add a linear embedding of it, and one of the box's log-size, to both
-            region tokens. Off in the published module: it stands in for
-            what pretrained CLIP features already hold about a box, which a randomly initialised tiny
-            encoder cannot learn in a CPU-sized run (the tiny recipes use 8).
+            image -> token direction stays free). Off in the published module and in every member: a
+            diagnostic that gives the module where to look, to tell a failure to localise from a failure to
+            read what is there (README, Tiny MGIMM).
+        attention_init: How the queries and keys of the box tokens' attention to the map start. `"default"`:
+            PyTorch's random Linear initialisation, as published. `"positional"`: each head compares a share of
+            the random-Fourier features of corner and cell, so at step 0 a corner token already attends around
+            its corner (the dot product of two such encodings peaks where the points meet); training then
+            moves from there. The architecture is unchanged; only the starting weights differ. Needs
+            `image_norm`. The small members use it: with the default start the module did not learn where its
+            box is in a CPU-sized run (README, Tiny MGIMM).
     """
 
     needs = "box"
@@ -263,7 +314,7 @@ class BoxRegionEncoder(RegionExtractor):
         feature_level: int = -1,
         image_norm: bool = False,
         box_attention: bool = False,
-        pixel_crop: int = 0,
+        attention_init: str = "default",
     ) -> None:
         super().__init__()
         if depth < 1:
@@ -272,19 +323,39 @@ class BoxRegionEncoder(RegionExtractor):
         self.dim = self.out_dim = int(dim)
         self.feature_level = int(feature_level)
         self.box_attention = bool(box_attention)
-        if pixel_crop < 0:
-            raise ValueError(f"pixel_crop must be >= 0 (0 = off), got {pixel_crop}")
-        self.pixel_crop = int(pixel_crop)
-        self.pool_pixels = self.pixel_crop > 0  # the model then passes the input pixels to forward()
-        # Appearance and size get their own embeddings: with one Linear, the 2 size inputs would start with
-        # weights scaled for 3 c^2 inputs and barely move the tokens.
-        self.crop_embed = nn.Linear(3 * self.pixel_crop**2, self.dim) if self.pixel_crop else None
-        self.size_embed = nn.Linear(2, self.dim) if self.pixel_crop else None
         self.pe = RandomFourierPositionEncoding(self.dim)
         self.corner_embed = nn.Parameter(torch.randn(2, self.dim))  # top-left, bottom-right
         self.input_proj = nn.Identity() if self.in_channels == self.dim else nn.Linear(self.in_channels, self.dim)
         self.image_norm = nn.LayerNorm(self.dim) if image_norm else nn.Identity()
         self.transformer = TwoWayTransformer(self.dim, depth, num_heads, mlp_dim, attention_downsample_rate)
+        if attention_init not in ATTENTION_INITS:
+            raise ValueError(f"attention_init must be one of {ATTENTION_INITS}, got {attention_init!r}")
+        self.attention_init = attention_init
+        if attention_init == "positional":
+            if not image_norm:
+                raise ValueError(
+                    "attention_init='positional' needs image_norm=True: it starts the normalised image content small "
+                    "beside the positional encoding, which raw frozen features would drown"
+                )
+            self.init_positional()
+
+    def init_positional(self, content_scale: float = POSITIONAL_CONTENT_SCALE) -> None:
+        """Start every box-token -> map attention as a positional kernel (`attention_init="positional"`).
+
+        The query and key projections compare random-Fourier features (`init_positional_attention`); the content
+        added to those features (the normalised image tokens, the learned corner embeddings and the
+        LayerNorms whose output forms the queries) starts `content_scale` times smaller, so that at step 0 the
+        positional term dominates the logits and each corner token reads its neighbourhood. All of these stay
+        trainable.
+        """
+        for attention in self.transformer.token_to_image_attentions():
+            init_positional_attention(attention, self.dim)
+        norms = [layer.norm1 for layer in self.transformer.layers] + [self.transformer.layers[-1].norm3]
+        with torch.no_grad():
+            self.corner_embed.mul_(content_scale)
+            for norm in [self.image_norm, *norms]:
+                if isinstance(norm, nn.LayerNorm):
+                    norm.weight.mul_(content_scale)
 
     # ------------------------------------------------------------------ encodings
     @staticmethod
@@ -318,25 +389,6 @@ class BoxRegionEncoder(RegionExtractor):
         rows = (cy0 < boxes[:, 3:4]) & (cy0 + big_h / h > boxes[:, 1:2])  # (R, h)
         mask = (rows[:, :, None] & cols[:, None, :]).flatten(1)
         return mask | ~mask.any(1, keepdim=True)
-
-    def crop_features(self, pixel_values: torch.Tensor, regions: RegionBatch) -> torch.Tensor:
-        """(R, 3 * c * c + 2): each box's pixels resampled to c x c (bin centres, bilinear), then its log-size.
-
-        The size is log2 of w/W and h/H plus 3: a factor of 2 in size is a unit step, and a box an eighth
-        of the input wide is 0, so the size embedding does not start as a large constant offset.
-        """
-        c, (big_h, big_w) = self.pixel_crop, regions.image_size
-        boxes = regions.boxes.to(pixel_values.device).float()
-        steps = (torch.arange(c, device=boxes.device, dtype=torch.float32) + 0.5) / c  # (c,)
-        xs = boxes[:, 0:1] + steps * (boxes[:, 2:3] - boxes[:, 0:1])  # (R, c) pixel x of bin centres
-        ys = boxes[:, 1:2] + steps * (boxes[:, 3:4] - boxes[:, 1:2])
-        gx = (2 * xs / big_w - 1)[:, None, :].expand(-1, c, -1)  # grid_sample's [-1, 1], align_corners=False
-        gy = (2 * ys / big_h - 1)[:, :, None].expand(-1, -1, c)
-        grid = torch.stack([gx, gy], dim=-1)  # (R, c, c, 2) as (x, y)
-        images = pixel_values.index_select(0, regions.image_index.to(pixel_values.device).long())
-        crops = F.grid_sample(images.float(), grid, mode="bilinear", align_corners=False)  # (R, 3, c, c)
-        shares = torch.stack([(boxes[:, 2] - boxes[:, 0]) / big_w, (boxes[:, 3] - boxes[:, 1]) / big_h], dim=1)
-        return torch.cat([crops.flatten(1), shares.clamp(min=2.0**-12).log2() + 3.0], dim=1)
 
     # ------------------------------------------------------------------ checks
     def _check(self, features: list[torch.Tensor], regions: RegionBatch) -> torch.Tensor:
@@ -400,16 +452,13 @@ class BoxRegionEncoder(RegionExtractor):
         return feat
 
     # ------------------------------------------------------------------ forward
-    def forward(
-        self, features: list[torch.Tensor], regions: RegionBatch, pixel_values: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def forward(self, features: list[torch.Tensor], regions: RegionBatch) -> torch.Tensor:
         """Return the (R, 2, dim) refined corner tokens of every box of the batch.
 
         Args:
             features: Encoder feature maps; `features[feature_level]` is (B, in_channels, h, w).
             regions: Regions with `boxes` (R, 4) xyxy in input pixels, `image_index` (R,) and
                 `image_size` (H, W) of the model input.
-            pixel_values: (B, 3, H, W) normalised input, needed when `pixel_crop` is on.
 
         Raises:
             ValueError: on missing or malformed boxes, out-of-range image indices or a feature map
@@ -431,10 +480,4 @@ class BoxRegionEncoder(RegionExtractor):
         if self.box_attention:
             mask = self.box_cell_mask(boxes, regions.image_size, (h, w)).unsqueeze(1).expand(-1, 2, -1)
         tokens, _ = self.transformer(image, image_pe, prompt, mask)
-        if self.crop_embed is not None and self.size_embed is not None:
-            if pixel_values is None:
-                raise ValueError("BoxRegionEncoder(pixel_crop > 0) needs the input pixel_values")
-            crop = self.crop_features(pixel_values, regions).to(dtype)
-            extra = self.crop_embed(crop[:, :-2]) + self.size_embed(crop[:, -2:])
-            tokens = tokens + extra[:, None, :]
         return tokens
