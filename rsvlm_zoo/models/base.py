@@ -171,12 +171,18 @@ class RegionVLM(AnswerEvaluation):
         self.encoder.train(self.train_encoder)
 
     def on_fit_start(self) -> None:
-        """Warn once when trained weights sit in half precision with a learning rate too small to move them.
+        """Put the blocks in training mode, and warn once when trained weights cannot move.
 
-        Lightning warns about every module in eval mode when training starts; a frozen encoder is in eval mode on
-        purpose, so that warning is silenced for exactly its module count (any other module in eval mode changes
-        the count, and the warning shows).
+        Lightning keeps the modes it finds, and a pretrained LLM loads in eval mode (Hugging Face's
+        `from_pretrained`), as do `build_model` and `from_pretrained` here: without this, its dropout and LoRA
+        dropout would stay off through training. `train()` keeps a frozen encoder in eval mode.
+
+        The stall warning names trained weights that sit in half precision with a learning rate too small to move
+        them. Lightning warns about every module in eval mode when training starts; a frozen encoder is in eval
+        mode on purpose, so that warning is silenced for exactly its module count (any other module in eval mode
+        changes the count, and the warning shows).
         """
+        self.train()
         warn_if_updates_stall(self)
         if not self.train_encoder:
             frozen = sum(1 for _ in self.encoder.modules())
