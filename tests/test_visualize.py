@@ -21,7 +21,7 @@ from rsvlm_zoo.callbacks import (
 )
 from rsvlm_zoo.cli import main
 from rsvlm_zoo.data.schema import Region
-from rsvlm_zoo.viz.curves import curve_colour, plot_curves, smoothed, y_axis_scale
+from rsvlm_zoo.viz.curves import curve_colour, plot_curves, smoothed, value_range, y_axis_scale
 from rsvlm_zoo.viz.regions import (
     ELLIPSIS,
     FILL_ALPHA,
@@ -599,6 +599,14 @@ def test_plot_curves_handles_flat_single_point_and_non_finite_series():
     assert not has_colour(pixels[520:], curve_colour(2))
     with pytest.raises(ValueError, match="no series"):
         plot_curves({})
+
+
+def test_a_single_validation_is_drawn_from_zero_to_its_value():
+    assert value_range(0.9956, 0.9956, "linear") == (0.0, 0.9956)  # not past 1 for an accuracy
+    assert value_range(-2.0, -2.0, "linear") == (-2.0, 0.0)
+    assert value_range(0.0, 0.0, "linear") == (-0.5, 0.5)
+    assert value_range(-1.0, -1.0, "log") == (-1.5, -0.5)  # log10 values: 0.1 drawn on 0.03-0.3
+    assert value_range(0.2, 0.8, "linear") == (0.2, 0.8)
 
 
 def test_a_falling_loss_gets_a_log_axis_and_a_smoothed_line():

@@ -112,9 +112,7 @@ def _plot_one(
     def inverse(v: float) -> float:
         return 10.0**v if axis == "log" else v
 
-    y_lo, y_hi = forward(min(ys)), forward(max(ys))
-    if y_hi == y_lo:
-        y_lo, y_hi = y_lo - 0.5 * (abs(y_lo) or 1.0), y_hi + 0.5 * (abs(y_hi) or 1.0)
+    y_lo, y_hi = value_range(forward(min(ys)), forward(max(ys)), axis)
     x_span = (x_hi - x_lo) or 1.0
 
     def to_px(x: float, y: float) -> tuple[float, float]:
@@ -145,6 +143,20 @@ def _plot_one(
         for px, py in pixels:
             draw.ellipse((px - r, py - r, px + r, py + r), fill=colour)
     return axis
+
+
+def value_range(lo: float, hi: float, axis: str) -> tuple[float, float]:
+    """The y range drawn for a series whose values span [lo, hi] on the axis' scale (log10 for a log axis).
+
+    A series with one distinct value (e.g. a single validation) has no span of its own: a linear axis then runs
+    from zero to the value, so an accuracy of 0.99 is drawn on 0-0.99, not on a range past 1; on a log axis, or
+    for a value of zero, the range reaches half the value's size (or 0.5) either side.
+    """
+    if hi > lo:
+        return lo, hi
+    if axis == "linear" and lo != 0.0:
+        return min(0.0, lo), max(0.0, hi)
+    return lo - 0.5 * (abs(lo) or 1.0), hi + 0.5 * (abs(hi) or 1.0)
 
 
 def plot_curves(
