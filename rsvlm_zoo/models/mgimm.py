@@ -253,6 +253,7 @@ def mgimm_tiny(pretrained: bool = False, **overrides: Any) -> MGIMM:
         "llm": llm_block("tiny_llama"),
         "stage": 1,
         "lr": 2e-3,
+        "block_lr": {"extractor": 5e-4},  # as recipes/tiny/mgimm_stage1.yaml
     }
     return _create_mgimm(False, defaults, overrides)
 
